@@ -1,0 +1,19 @@
+//! Corral's domain model: identifiers, container and image records, their states and the
+//! error classification every other crate reports.
+//!
+//! This crate does no I/O: no files, sockets, processes or clocks beyond `chrono::Utc::now`
+//! in constructors that the caller may bypass. Everything here is plain data.
+#![forbid(unsafe_code)]
+
+pub mod container;
+pub mod error;
+pub mod id;
+pub mod image;
+
+pub use container::{
+    ContainerRecord, ContainerSpec, ContainerState, ContainerStatus, HostSpec, LogConfig,
+    MountSpec, MountType, RestartPolicy,
+};
+pub use error::ErrorKind;
+pub use id::{ContainerId, ContainerName, IdError};
+pub use image::{ImageId, ImageRecord, LayerRecord};

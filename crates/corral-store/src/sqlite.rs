@@ -1,0 +1,325 @@
+//! The embedded SQLite back end.
+
+use std::path::Path;
+
+use corral_core::{ContainerId, ContainerRecord, ImageRecord};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::{sql, Error, Result};
+use crate::StateStore;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS containers (
+    id     TEXT PRIMARY KEY,
+    name   TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    id     TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+/// A [`StateStore`] in one SQLite file (WAL mode, synchronous=FULL).
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+// === impl SqliteStore ===
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(sql("open"))?;
+        Self::init(conn)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory().map_err(sql("open"))?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        // WAL + FULL sync: a committed transaction survives a crash or power loss.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql("set journal mode"))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql("set synchronous"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql("set busy timeout"))?;
+        conn.execute_batch(SCHEMA).map_err(sql("create schema"))?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+}
+
+fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|source| Error::Corrupt {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|source| Error::Corrupt {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation
+    )
+}
+
+impl StateStore for SqliteStore {
+    fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT id, record FROM containers")
+            .map_err(sql("list containers"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(sql("list containers"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, rec) = row.map_err(sql("list containers"))?;
+            out.push(from_json(&format!("container {id}"), &rec)?);
+        }
+        Ok(out)
+    }
+
+    fn insert_container(&self, record: &ContainerRecord) -> Result<()> {
+        let json = to_json("container", record)?;
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT INTO containers (id, name, record) VALUES (?1, ?2, ?3)",
+            params![record.id.as_str(), record.name.as_str(), json],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::Conflict(format!("container name \"/{}\"", record.name))
+            } else {
+                sql("insert container")(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    fn update_container(&self, record: &ContainerRecord) -> Result<()> {
+        let json = to_json("container", record)?;
+        let conn = self.conn.lock();
+        let n = conn
+            .execute(
+                "UPDATE containers SET name = ?2, record = ?3 WHERE id = ?1",
+                params![record.id.as_str(), record.name.as_str(), json],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    Error::Conflict(format!("container name \"/{}\"", record.name))
+                } else {
+                    sql("update container")(e)
+                }
+            })?;
+        if n == 0 {
+            return Err(Error::NotFound(record.id.to_string()));
+        }
+        Ok(())
+    }
+
+    fn delete_container(&self, id: &ContainerId) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute("DELETE FROM containers WHERE id = ?1", params![id.as_str()])
+            .map_err(sql("delete container"))?;
+        Ok(())
+    }
+
+    fn images(&self) -> Result<Vec<ImageRecord>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT id, record FROM images")
+            .map_err(sql("list images"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(sql("list images"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, rec) = row.map_err(sql("list images"))?;
+            out.push(from_json(&format!("image {id}"), &rec)?);
+        }
+        Ok(out)
+    }
+
+    fn put_image(&self, record: &ImageRecord) -> Result<Vec<ImageRecord>> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        let mut changed = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare("SELECT id, record FROM images WHERE id != ?1")
+                .map_err(sql("list images"))?;
+            let rows = stmt
+                .query_map(params![record.id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(sql("list images"))?;
+            for row in rows {
+                let (id, rec) = row.map_err(sql("list images"))?;
+                let mut other: ImageRecord = from_json(&format!("image {id}"), &rec)?;
+                let before = other.repo_tags.len();
+                other.repo_tags.retain(|t| !record.repo_tags.contains(t));
+                if other.repo_tags.len() != before {
+                    changed.push(other);
+                }
+            }
+        }
+        for other in &changed {
+            tx.execute(
+                "UPDATE images SET record = ?2 WHERE id = ?1",
+                params![other.id, to_json("image", other)?],
+            )
+            .map_err(sql("update image"))?;
+        }
+        tx.execute(
+            "INSERT INTO images (id, record) VALUES (?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET record = excluded.record",
+            params![record.id, to_json("image", record)?],
+        )
+        .map_err(sql("put image"))?;
+        tx.commit().map_err(sql("commit"))?;
+        Ok(changed)
+    }
+
+    fn delete_image(&self, id: &str) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute("DELETE FROM images WHERE id = ?1", params![id])
+            .map_err(sql("delete image"))?;
+        Ok(())
+    }
+
+    fn put_meta(&self, key: &str, value: &str) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )
+        .map_err(sql("put meta"))?;
+        Ok(())
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        let conn = self.conn.lock();
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(sql("get meta"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use corral_core::{ContainerName, ContainerSpec, ContainerState};
+
+    fn container(name: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: ContainerId::random(),
+            name: ContainerName::parse(name).unwrap(),
+            created: Utc::now(),
+            spec: ContainerSpec {
+                image: "busybox".into(),
+                ..Default::default()
+            },
+            image_id: "sha256:00".into(),
+            path: "sh".into(),
+            args: vec![],
+            env: vec![],
+            runtime: "runc".into(),
+            state: ContainerState::default(),
+        }
+    }
+
+    fn image(id: &str, tags: &[&str]) -> ImageRecord {
+        ImageRecord {
+            id: id.into(),
+            repo_tags: tags.iter().map(|s| s.to_string()).collect(),
+            repo_digests: vec![],
+            created: Utc::now(),
+            size: 1,
+            config: serde_json::json!({}),
+            layers: vec![],
+        }
+    }
+
+    #[test]
+    fn container_roundtrip_and_name_conflict() {
+        let s = SqliteStore::in_memory().unwrap();
+        let a = container("web");
+        s.insert_container(&a).unwrap();
+        let err = s.insert_container(&container("web")).unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        assert_eq!(s.containers().unwrap(), vec![a.clone()]);
+        let mut b = a.clone();
+        b.state.exit_code = 3;
+        s.update_container(&b).unwrap();
+        assert_eq!(s.containers().unwrap()[0].state.exit_code, 3);
+        s.delete_container(&a.id).unwrap();
+        assert!(s.containers().unwrap().is_empty());
+    }
+
+    #[test]
+    fn rename_onto_taken_name_is_a_conflict_and_keeps_both() {
+        let s = SqliteStore::in_memory().unwrap();
+        let a = container("one");
+        let b = container("two");
+        s.insert_container(&a).unwrap();
+        s.insert_container(&b).unwrap();
+        let mut a2 = a.clone();
+        a2.name = ContainerName::parse("two").unwrap();
+        assert!(matches!(s.update_container(&a2), Err(Error::Conflict(_))));
+        let names: Vec<_> = s.containers().unwrap().into_iter().map(|c| c.name).collect();
+        assert_eq!(names.len(), 2);
+    }
+
+    #[test]
+    fn put_image_moves_tags_atomically() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.put_image(&image("sha256:a", &["x:1", "x:latest"])).unwrap();
+        let changed = s.put_image(&image("sha256:b", &["x:latest"])).unwrap();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].repo_tags, vec!["x:1".to_string()]);
+        let mut all = s.images().unwrap();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(all[0].repo_tags, vec!["x:1".to_string()]);
+        assert_eq!(all[1].repo_tags, vec!["x:latest".to_string()]);
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let a = container("persist");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            s.insert_container(&a).unwrap();
+            s.put_meta("k", "v").unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.containers().unwrap(), vec![a]);
+        assert_eq!(s.get_meta("k").unwrap().as_deref(), Some("v"));
+    }
+}
