@@ -271,7 +271,10 @@ mod tests {
 
     #[test]
     fn status_serialises_as_docker_spells_it() {
-        assert_eq!(serde_json::to_string(&ContainerStatus::Exited).unwrap(), "\"exited\"");
+        assert_eq!(
+            serde_json::to_string(&ContainerStatus::Exited).unwrap(),
+            "\"exited\""
+        );
         assert_eq!(ContainerStatus::Paused.as_str(), "paused");
         assert!(ContainerStatus::Paused.is_alive());
         assert!(!ContainerStatus::Created.is_alive());

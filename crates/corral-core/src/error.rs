@@ -18,6 +18,8 @@ pub enum ErrorKind {
     Unavailable,
     /// Access was refused (registry credentials, permissions).
     Unauthorized,
+    /// The operation is not supported by this engine (yet).
+    Unsupported,
     /// A bug or an unexpected system failure.
     Internal,
 }

@@ -42,7 +42,10 @@ impl ContainerId {
 impl TryFrom<String> for ContainerId {
     type Error = IdError;
     fn try_from(s: String) -> Result<Self, IdError> {
-        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Self(s))
         } else {
             Err(IdError::InvalidId(s))

@@ -291,14 +291,20 @@ mod tests {
         let mut a2 = a.clone();
         a2.name = ContainerName::parse("two").unwrap();
         assert!(matches!(s.update_container(&a2), Err(Error::Conflict(_))));
-        let names: Vec<_> = s.containers().unwrap().into_iter().map(|c| c.name).collect();
+        let names: Vec<_> = s
+            .containers()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
         assert_eq!(names.len(), 2);
     }
 
     #[test]
     fn put_image_moves_tags_atomically() {
         let s = SqliteStore::in_memory().unwrap();
-        s.put_image(&image("sha256:a", &["x:1", "x:latest"])).unwrap();
+        s.put_image(&image("sha256:a", &["x:1", "x:latest"]))
+            .unwrap();
         let changed = s.put_image(&image("sha256:b", &["x:latest"])).unwrap();
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].repo_tags, vec!["x:1".to_string()]);

@@ -1,0 +1,128 @@
+//! `/containers/{id}/exec` and `/exec/*`.
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use corral_engine::ExecSpec;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::hijack;
+use crate::version::ApiVersion;
+use crate::AppState;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct ExecCreateBody {
+    attach_stdin: bool,
+    attach_stdout: bool,
+    attach_stderr: bool,
+    tty: bool,
+    env: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    privileged: bool,
+    user: String,
+    working_dir: String,
+}
+
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let b: ExecCreateBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    let cmd = b.cmd.unwrap_or_default();
+    if cmd.is_empty() {
+        return Err(ApiError::bad_request("No exec command specified"));
+    }
+    let exec_id = st
+        .engine
+        .exec_create(
+            &id,
+            ExecSpec {
+                cmd,
+                env: b.env.unwrap_or_default(),
+                working_dir: Some(b.working_dir).filter(|s| !s.is_empty()),
+                user: Some(b.user).filter(|s| !s.is_empty()),
+                tty: b.tty,
+                attach_stdin: b.attach_stdin,
+                attach_stdout: b.attach_stdout,
+                attach_stderr: b.attach_stderr,
+                privileged: b.privileged,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": exec_id}))).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct ExecStartBody {
+    detach: bool,
+}
+
+pub(crate) async fn start(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Extension(version): Extension<ApiVersion>,
+    req: Request,
+) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
+    let b: ExecStartBody = if bytes.is_empty() {
+        ExecStartBody::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
+    };
+    let io = st.engine.exec_start(&id, b.detach).await?;
+    match io {
+        None => Ok(StatusCode::OK.into_response()),
+        Some(io) => {
+            let req = Request::from_parts(parts, axum::body::Body::empty());
+            Ok(hijack::respond(req, io, version))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ResizeQuery {
+    h: Option<u16>,
+    w: Option<u16>,
+}
+
+pub(crate) async fn resize(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ResizeQuery>,
+) -> ApiResult<StatusCode> {
+    st.engine
+        .exec_resize(&id, q.h.unwrap_or(0), q.w.unwrap_or(0))
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+pub(crate) async fn inspect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let e = st.engine.exec_inspect(&id).await?;
+    Ok(Json(json!({
+        "ID": e.id,
+        "ContainerID": e.container_id,
+        "Running": e.running,
+        "ExitCode": e.exit_code,
+        "Pid": e.pid,
+        "OpenStdin": e.open_stdin,
+        "OpenStdout": true,
+        "OpenStderr": true,
+        "CanRemove": false,
+        "DetachKeys": "",
+        "ProcessConfig": {"tty": e.tty, "entrypoint": e.cmd.first(), "arguments": e.cmd.get(1..).unwrap_or(&[]), "privileged": false},
+    })))
+}

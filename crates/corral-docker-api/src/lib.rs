@@ -1,0 +1,136 @@
+#![recursion_limit = "256"]
+//! The Docker Engine API, served on a unix socket, in front of an [`Engine`].
+//!
+//! This crate is thin by design: each route parses a typed request, calls the engine and
+//! renders the typed result or error as dockerd would. It keeps no state of its own beyond
+//! the engine handle; it never touches images, containers or the host directly.
+#![forbid(unsafe_code)]
+
+mod containers;
+mod error;
+mod exec;
+mod filters;
+mod hijack;
+mod images;
+mod system;
+mod version;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::routing::{get, post};
+use axum::{Router, ServiceExt};
+use corral_engine::Engine;
+use tokio::net::UnixListener;
+use tower::Layer;
+
+pub use error::ApiError;
+pub use version::{API_VERSION, MIN_API_VERSION};
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) engine: Arc<dyn Engine>,
+}
+
+/// Builds the router for the Docker Engine API over `engine`.
+pub fn router(engine: Arc<dyn Engine>) -> Router {
+    let state = AppState { engine };
+    Router::new()
+        .route("/_ping", get(version::ping).head(version::ping))
+        .route("/version", get(version::version))
+        .route("/info", get(system::info))
+        .route("/events", get(system::events))
+        .route("/auth", post(system::auth))
+        .route("/system/df", get(system::df))
+        // containers
+        .route("/containers/json", get(containers::list))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/prune", post(containers::prune))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/changes", get(containers::changes))
+        .route("/containers/{id}/export", get(containers::export))
+        .route("/containers/{id}/stats", get(containers::stats))
+        .route(
+            "/containers/{id}/archive",
+            get(containers::archive_get)
+                .head(containers::archive_head)
+                .put(containers::archive_put),
+        )
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::remove),
+        )
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/commit", post(containers::commit))
+        // images
+        .route("/images/json", get(images::list))
+        .route("/images/create", post(images::create))
+        .route("/images/load", post(images::load))
+        .route("/images/get", get(images::save_many))
+        .route("/images/prune", post(images::prune))
+        .route(
+            "/images/{*rest}",
+            get(images::get_dispatch)
+                .post(images::post_dispatch)
+                .delete(images::remove),
+        )
+        .route("/distribution/{*rest}", get(images::distribution))
+        .route("/plugins/{*rest}", get(system::no_plugin))
+        .route("/networks", get(system::networks))
+        .route("/networks/{id}", get(system::network_inspect))
+        .route("/volumes", get(system::volumes))
+        .route("/session", post(system::no_session))
+        .route("/grpc", post(system::no_session))
+        .route("/build", post(system::no_build))
+        .fallback(error::not_found)
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: UnixListener,
+    engine: Arc<dyn Engine>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(engine);
+    // Strip `/v1.NN` before routing so one table serves versioned and unversioned paths.
+    let app = axum::middleware::from_fn(version::negotiate).layer(app);
+    axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Binds the unix socket at `path`, replacing a stale socket file, with `mode`.
+pub fn bind(path: &Path, mode: u32) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        // A live daemon would still answer on it; probing avoids stealing another's socket.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is in use by another daemon", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(listener)
+}

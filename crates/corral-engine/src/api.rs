@@ -1,0 +1,396 @@
+//! The [`Engine`] trait and the values that cross it.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use corral_core::{ContainerRecord, ContainerSpec, ImageRecord};
+use futures::Stream;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+use crate::error::Result;
+use crate::events::Event;
+
+/// A boxed stream of results.
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = T> + Send>>;
+
+/// A boxed async byte source.
+pub type BoxRead = Pin<Box<dyn AsyncRead + Send>>;
+
+/// A boxed async byte sink.
+pub type BoxWrite = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// Registry credentials for one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name (empty for anonymous).
+    pub username: String,
+    /// Password or token.
+    pub password: String,
+    /// An identity token from a previous login, used instead of a password.
+    pub identity_token: String,
+    /// Registry host the credentials are for (may be empty).
+    pub server_address: String,
+}
+
+/// One line of progress while pulling or pushing, as Docker's JSON progress stream shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Layer short id (12 hex digits) or empty for image-level messages.
+    pub id: String,
+    /// `Pulling fs layer`, `Downloading`, `Pull complete`, `Status: …`, …
+    pub status: String,
+    /// Bytes done and total, for a progress bar.
+    pub current: Option<(u64, u64)>,
+}
+
+/// A container wait condition, as `POST /containers/{id}/wait?condition=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitCondition {
+    /// Return at once if not running, else at the next exit.
+    #[default]
+    NotRunning,
+    /// Return at the next exit.
+    NextExit,
+    /// Return once the container is removed.
+    Removed,
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// Exit code; 128+N when killed by signal N.
+    pub code: i64,
+    /// Killed by the OOM killer.
+    pub oom_killed: bool,
+}
+
+/// Options for reading a container's logs.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// Include stdout.
+    pub stdout: bool,
+    /// Include stderr.
+    pub stderr: bool,
+    /// Keep streaming until the container stops.
+    pub follow: bool,
+    /// Only entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only the last N entries.
+    pub tail: Option<usize>,
+    /// Prefix each line with its RFC 3339 timestamp.
+    pub timestamps: bool,
+}
+
+/// Which stream a chunk of container output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// Standard input (echoed).
+    Stdin,
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// A chunk of container output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputChunk {
+    /// Source stream (`Stdout` for everything when the container has a TTY).
+    pub stream: StreamKind,
+    /// The bytes.
+    pub data: Bytes,
+}
+
+/// What a client wants from an attach.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttachOptions {
+    /// Forward the client's input to the container's stdin.
+    pub stdin: bool,
+    /// Receive stdout.
+    pub stdout: bool,
+    /// Receive stderr.
+    pub stderr: bool,
+    /// Replay the logs first.
+    pub logs: bool,
+    /// Stream live output (false: logs only).
+    pub stream: bool,
+}
+
+/// The two halves of an attach or exec session.
+pub struct AttachIo {
+    /// Container output; ends when the process's stdio closes.
+    pub output: BoxStream<OutputChunk>,
+    /// Container stdin, when requested; shutting it down closes the container's stdin.
+    pub input: Option<BoxWrite>,
+    /// Whether the session uses a TTY (raw stream instead of multiplexed frames).
+    pub tty: bool,
+}
+
+/// The result of `create`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The new container's full id.
+    pub id: String,
+    /// Non-fatal warnings to show the user.
+    pub warnings: Vec<String>,
+}
+
+/// One entry of an image removal report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageDeleted {
+    /// A tag or digest reference was removed.
+    Untagged(String),
+    /// An image or layer was deleted.
+    Deleted(String),
+}
+
+/// One row of `docker history`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Image id for the top row, `<missing>` below.
+    pub id: String,
+    /// Creation time (unix seconds).
+    pub created: i64,
+    /// The instruction that made the layer.
+    pub created_by: String,
+    /// Size of the layer in bytes.
+    pub size: u64,
+    /// Comment.
+    pub comment: String,
+    /// Tags of the image for the top row.
+    pub tags: Vec<String>,
+}
+
+/// A process listing (`top`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessList {
+    /// Column titles.
+    pub titles: Vec<String>,
+    /// Rows of column values.
+    pub processes: Vec<Vec<String>>,
+}
+
+/// A filesystem change kind, as `docker diff` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// `C`
+    Modified,
+    /// `A`
+    Added,
+    /// `D`
+    Deleted,
+}
+
+/// Options for `commit`.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// Repository for the new image (may be empty).
+    pub repo: String,
+    /// Tag (defaults to `latest` when a repo is given).
+    pub tag: String,
+    /// Commit message.
+    pub comment: String,
+    /// Author.
+    pub author: String,
+    /// Pause the container while committing.
+    pub pause: bool,
+    /// Config overrides as a Docker `Config` JSON object.
+    pub config: Option<serde_json::Value>,
+}
+
+/// Options for creating an exec session.
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    /// Command and arguments.
+    pub cmd: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// User.
+    pub user: Option<String>,
+    /// Allocate a TTY.
+    pub tty: bool,
+    /// Attach stdin.
+    pub attach_stdin: bool,
+    /// Attach stdout.
+    pub attach_stdout: bool,
+    /// Attach stderr.
+    pub attach_stderr: bool,
+    /// Run with extended privileges.
+    pub privileged: bool,
+}
+
+/// The state of an exec session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecState {
+    /// Exec id.
+    pub id: String,
+    /// Container it runs in.
+    pub container_id: String,
+    /// Still running.
+    pub running: bool,
+    /// Exit code once finished.
+    pub exit_code: Option<i64>,
+    /// Host pid while running.
+    pub pid: i64,
+    /// The command.
+    pub cmd: Vec<String>,
+    /// TTY.
+    pub tty: bool,
+    /// Stdin attached.
+    pub open_stdin: bool,
+}
+
+/// Host facts for `/info`.
+#[derive(Debug, Clone, Default)]
+pub struct HostInfo {
+    /// Containers by state: total, running, paused, stopped.
+    pub containers: (usize, usize, usize, usize),
+    /// Number of images.
+    pub images: usize,
+    /// Default runtime name.
+    pub default_runtime: String,
+    /// All runtime names.
+    pub runtimes: Vec<String>,
+    /// Data directory.
+    pub data_dir: String,
+    /// `1` or `2` (hybrid hosts report 1).
+    pub cgroup_version: String,
+    /// Instance name.
+    pub name: String,
+    /// Registries allowed over plain HTTP.
+    pub insecure_registries: Vec<String>,
+}
+
+/// The host-side interface every API front end drives.
+///
+/// Names accept whatever Docker accepts: full id, unique id prefix or name (with or without
+/// the leading `/`) for containers; `name[:tag]`, `name@digest`, full or short id for images.
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// Pulls `reference` (tag defaulting to `latest`), reporting progress on `progress`.
+    async fn pull_image(
+        &self,
+        reference: &str,
+        creds: Credentials,
+        progress: mpsc::Sender<Progress>,
+    ) -> Result<ImageRecord>;
+    /// Pushes a local image to its registry.
+    async fn push_image(
+        &self,
+        reference: &str,
+        creds: Credentials,
+        progress: mpsc::Sender<Progress>,
+    ) -> Result<String>;
+    /// All images.
+    async fn images(&self) -> Result<Vec<ImageRecord>>;
+    /// One image.
+    async fn image(&self, name: &str) -> Result<ImageRecord>;
+    /// Adds `repo:tag` to an image.
+    async fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<()>;
+    /// Removes a tag, or the image when its last reference goes.
+    async fn remove_image(&self, name: &str, force: bool) -> Result<Vec<ImageDeleted>>;
+    /// Removes dangling (or, with `all`, unused) images; returns what went and bytes freed.
+    async fn prune_images(&self, all: bool) -> Result<(Vec<ImageDeleted>, u64)>;
+    /// The layer history of an image.
+    async fn image_history(&self, name: &str) -> Result<Vec<HistoryEntry>>;
+    /// Writes the images as a docker-archive tarball.
+    async fn save_images(&self, names: &[String]) -> Result<BoxRead>;
+    /// Loads a docker-archive or OCI-layout tarball; returns the loaded references.
+    async fn load_images(&self, tar: BoxRead) -> Result<Vec<String>>;
+    /// Imports a root filesystem tarball as a one-layer image.
+    async fn import_image(
+        &self,
+        tar: BoxRead,
+        reference: Option<&str>,
+        config: Option<serde_json::Value>,
+    ) -> Result<String>;
+
+    /// Creates a container.
+    async fn create_container(&self, name: Option<&str>, spec: ContainerSpec) -> Result<Created>;
+    /// Starts a created or stopped container.
+    async fn start_container(&self, name: &str) -> Result<()>;
+    /// Stops: the stop signal, then SIGKILL after `timeout` seconds.
+    async fn stop_container(
+        &self,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()>;
+    /// Sends a signal.
+    async fn kill_container(&self, name: &str, signal: Option<&str>) -> Result<()>;
+    /// Stops then starts.
+    async fn restart_container(&self, name: &str, timeout: Option<i64>) -> Result<()>;
+    /// Freezes all processes.
+    async fn pause_container(&self, name: &str) -> Result<()>;
+    /// Thaws.
+    async fn unpause_container(&self, name: &str) -> Result<()>;
+    /// Renames.
+    async fn rename_container(&self, name: &str, new_name: &str) -> Result<()>;
+    /// Waits for a condition; resolves with the exit status.
+    async fn wait_container(&self, name: &str, condition: WaitCondition) -> Result<ExitStatus>;
+    /// Removes a container (`force` kills it first).
+    async fn remove_container(&self, name: &str, force: bool, volumes: bool) -> Result<()>;
+    /// Removes all stopped containers; returns their ids.
+    async fn prune_containers(&self) -> Result<Vec<String>>;
+    /// All containers.
+    async fn containers(&self) -> Result<Vec<ContainerRecord>>;
+    /// One container.
+    async fn container(&self, name: &str) -> Result<ContainerRecord>;
+    /// Host paths of a container's files for inspect: `rootfs`, `upper`, `work`, `log`,
+    /// `hosts`, `resolv`, `hostname`.
+    fn container_paths(&self, record: &ContainerRecord) -> BTreeMap<&'static str, String>;
+    /// Log entries as output chunks (with timestamps prepended when asked).
+    async fn logs(&self, name: &str, opts: LogOptions) -> Result<BoxStream<OutputChunk>>;
+    /// Attaches to a container (before or after start).
+    async fn attach(&self, name: &str, opts: AttachOptions) -> Result<AttachIo>;
+    /// Resizes the container's TTY.
+    async fn resize_container(&self, name: &str, height: u16, width: u16) -> Result<()>;
+    /// Lists the container's processes.
+    async fn top(&self, name: &str, ps_args: Option<&str>) -> Result<ProcessList>;
+    /// Filesystem changes against the image.
+    async fn changes(&self, name: &str) -> Result<Vec<(String, ChangeKind)>>;
+    /// The container's filesystem as a tarball.
+    async fn export_container(&self, name: &str) -> Result<BoxRead>;
+    /// Makes an image from a container's changes; returns the image id.
+    async fn commit_container(&self, name: &str, opts: CommitOptions) -> Result<String>;
+    /// A tar of `path` inside the container, plus its stat as Docker's header JSON.
+    async fn archive_get(&self, name: &str, path: &str) -> Result<(serde_json::Value, BoxRead)>;
+    /// Stat of `path` inside the container.
+    async fn archive_stat(&self, name: &str, path: &str) -> Result<serde_json::Value>;
+    /// Extracts a tar into `path` inside the container.
+    async fn archive_put(&self, name: &str, path: &str, tar: BoxRead) -> Result<()>;
+    /// A resource usage sample as Docker's stats JSON (without `precpu_stats`).
+    async fn stats(&self, name: &str) -> Result<serde_json::Value>;
+
+    /// Creates an exec session; returns its id.
+    async fn exec_create(&self, name: &str, spec: ExecSpec) -> Result<String>;
+    /// Starts an exec session; with `detach` no streams are returned.
+    async fn exec_start(&self, exec_id: &str, detach: bool) -> Result<Option<AttachIo>>;
+    /// Resizes an exec session's TTY.
+    async fn exec_resize(&self, exec_id: &str, height: u16, width: u16) -> Result<()>;
+    /// Inspects an exec session.
+    async fn exec_inspect(&self, exec_id: &str) -> Result<ExecState>;
+
+    /// Host facts.
+    async fn info(&self) -> Result<HostInfo>;
+    /// Subscribes to events, replaying retained ones in `[since, until]`.
+    fn events(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> (Vec<Event>, tokio::sync::broadcast::Receiver<Event>);
+    /// Stores registry credentials after checking them against the registry.
+    async fn login(&self, creds: Credentials) -> Result<String>;
+}
+
+/// Labels merged from image and container, for filters.
+pub fn merged_labels(record: &ContainerRecord) -> BTreeMap<String, String> {
+    record.spec.labels.clone()
+}

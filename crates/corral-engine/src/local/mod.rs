@@ -1,0 +1,261 @@
+//! [`LocalEngine`]: the default [`Engine`](crate::Engine) for one host.
+
+mod containers;
+mod exec;
+mod images;
+mod resolve;
+mod streams;
+mod trait_impl;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use corral_core::{ContainerId, ContainerRecord, ContainerStatus, ImageRecord};
+use corral_image::{ImageStore, Puller, PullerConfig, Snapshotter};
+use corral_runtime::shim::ShimClient;
+use corral_store::{SqliteStore, StateStore};
+use corral_sys::mount::LinuxMounts;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use crate::api::{AttachIo, AttachOptions};
+use crate::error::{io, Error, Result};
+use crate::events::EventBus;
+
+/// An OCI runtime the engine can run containers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeConfig {
+    /// youki's libcontainer inside the shim (the default).
+    Libcontainer,
+    /// An external binary with runc's command line.
+    External {
+        /// Path to the binary.
+        path: PathBuf,
+    },
+}
+
+/// Validated configuration of a [`LocalEngine`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Persistent state root.
+    pub data_dir: PathBuf,
+    /// Runtime state root (sockets, bundles).
+    pub run_dir: PathBuf,
+    /// Instance name; cgroups live under `corral-<instance>`.
+    pub instance: String,
+    /// The `corral` binary, re-executed as the shim.
+    pub shim_exe: PathBuf,
+    /// Runtime used when a container names none.
+    pub default_runtime: String,
+    /// Registered runtimes by name.
+    pub runtimes: BTreeMap<String, RuntimeConfig>,
+    /// Registries reached over plain HTTP besides loopback.
+    pub insecure_registries: Vec<String>,
+    /// Default log file size limit.
+    pub log_max_size: u64,
+    /// Default number of log files.
+    pub log_max_files: u32,
+}
+
+/// What a waiter sees of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct RunState {
+    /// How many times it has exited since the daemon knew it.
+    pub(crate) exits: u64,
+    /// Whether a process is live.
+    pub(crate) running: bool,
+    /// The last exit.
+    pub(crate) last: Option<(i64, bool)>,
+    /// Removed from the engine.
+    pub(crate) removed: bool,
+}
+
+/// An attach that arrived before the container started.
+pub(crate) type PendingAttach = (
+    AttachOptions,
+    tokio::sync::oneshot::Sender<Result<AttachIo>>,
+);
+
+/// One container's live bookkeeping.
+pub(crate) struct Entry {
+    pub(crate) record: Mutex<ContainerRecord>,
+    /// Serialises lifecycle operations (start, stop, remove) on this container.
+    pub(crate) op: tokio::sync::Mutex<()>,
+    pub(crate) run: watch::Sender<RunState>,
+    pub(crate) pending_attach: Mutex<Vec<PendingAttach>>,
+    /// The shim of the current run, while one is live.
+    pub(crate) shim: Mutex<Option<ShimClient>>,
+}
+
+impl Entry {
+    fn new(record: ContainerRecord) -> Arc<Self> {
+        let running = record.state.status.is_alive();
+        let (run, _) = watch::channel(RunState {
+            running,
+            last: Some((record.state.exit_code, record.state.oom_killed)),
+            ..Default::default()
+        });
+        Arc::new(Self {
+            record: Mutex::new(record),
+            op: tokio::sync::Mutex::new(()),
+            run,
+            pending_attach: Mutex::new(Vec::new()),
+            shim: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn snapshot(&self) -> ContainerRecord {
+        self.record.lock().clone()
+    }
+}
+
+/// The default engine: images, runtime and state on this host.
+#[derive(Clone)]
+pub struct LocalEngine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) cfg: EngineConfig,
+    pub(crate) store: Arc<dyn StateStore>,
+    pub(crate) image_store: Arc<ImageStore>,
+    pub(crate) snapshots: Snapshotter,
+    pub(crate) puller: Puller,
+    pub(crate) containers: RwLock<BTreeMap<ContainerId, Arc<Entry>>>,
+    pub(crate) images: RwLock<BTreeMap<String, ImageRecord>>,
+    pub(crate) events: EventBus,
+    pub(crate) execs: Mutex<BTreeMap<String, Arc<exec::ExecEntry>>>,
+    pub(crate) tasks: Mutex<tokio::task::JoinSet<()>>,
+}
+
+// === impl LocalEngine ===
+
+impl LocalEngine {
+    /// Opens the engine's state under the configured directories and re-adopts containers
+    /// whose shims survived a daemon restart.
+    pub async fn open(cfg: EngineConfig) -> Result<Self> {
+        for d in [
+            cfg.data_dir.clone(),
+            cfg.data_dir.join("containers"),
+            cfg.run_dir.join("containers"),
+        ] {
+            std::fs::create_dir_all(&d).map_err(io(format!("creating {}", d.display())))?;
+        }
+        let db = cfg.data_dir.join("state.db");
+        let store: Arc<dyn StateStore> = Arc::new(
+            tokio::task::spawn_blocking(move || SqliteStore::open(&db))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??,
+        );
+        let image_root = cfg.data_dir.join("image");
+        let image_store = Arc::new(ImageStore::open(&image_root)?);
+        let snapshots = Snapshotter::new(&image_root, Arc::new(LinuxMounts::new()))?;
+        let puller = Puller::new(
+            image_store.clone(),
+            PullerConfig {
+                insecure_registries: cfg.insecure_registries.clone(),
+                ..PullerConfig::default()
+            },
+        );
+        let images = store
+            .images()?
+            .into_iter()
+            .map(|i| (i.id.clone(), i))
+            .collect();
+        let records = store.containers()?;
+        let inner = Arc::new(Inner {
+            cfg,
+            store,
+            image_store,
+            snapshots,
+            puller,
+            containers: RwLock::new(BTreeMap::new()),
+            images: RwLock::new(images),
+            events: EventBus::default(),
+            execs: Mutex::new(BTreeMap::new()),
+            tasks: Mutex::new(tokio::task::JoinSet::new()),
+        });
+        let engine = Self { inner };
+        for rec in records {
+            let entry = Entry::new(rec);
+            let id = entry.record.lock().id.clone();
+            engine.inner.containers.write().insert(id, entry.clone());
+            engine.restore(entry).await;
+        }
+        Ok(engine)
+    }
+
+    /// Stops background work. Containers and their shims keep running (live restore).
+    pub async fn shutdown(&self) {
+        let mut set = std::mem::take(&mut *self.inner.tasks.lock());
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+    }
+
+    /// Persists a container's record and updates the cache, as one step.
+    pub(crate) async fn save(&self, entry: &Arc<Entry>) -> Result<()> {
+        let rec = entry.snapshot();
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || store.update_container(&rec))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Mutates a record, persists it, then publishes the change to waiters.
+    pub(crate) async fn update<F>(&self, entry: &Arc<Entry>, f: F) -> Result<()>
+    where
+        F: FnOnce(&mut ContainerRecord),
+    {
+        {
+            let mut rec = entry.record.lock();
+            f(&mut rec);
+        }
+        self.save(entry).await
+    }
+
+    pub(crate) fn container_dir(&self, id: &ContainerId) -> PathBuf {
+        self.inner.cfg.data_dir.join("containers").join(id.as_str())
+    }
+
+    pub(crate) fn state_dir(&self, id: &ContainerId) -> PathBuf {
+        self.inner.cfg.run_dir.join("containers").join(id.as_str())
+    }
+
+    pub(crate) fn log_path(&self, id: &ContainerId) -> PathBuf {
+        self.container_dir(id).join(format!("{id}-json.log"))
+    }
+
+    /// Container event with Docker's actor attributes (name, image, labels).
+    pub(crate) fn container_event(
+        &self,
+        rec: &ContainerRecord,
+        action: &str,
+        extra: &[(&str, String)],
+    ) {
+        let mut attrs: BTreeMap<String, String> = rec.spec.labels.clone();
+        attrs.insert("name".into(), rec.name.to_string());
+        attrs.insert("image".into(), rec.spec.image.clone());
+        for (k, v) in extra {
+            attrs.insert((*k).to_owned(), v.clone());
+        }
+        self.inner
+            .events
+            .publish("container", action, rec.id.as_str(), attrs);
+    }
+
+    pub(crate) fn counts(&self) -> (usize, usize, usize, usize) {
+        let all = self.inner.containers.read();
+        let mut running = 0;
+        let mut paused = 0;
+        for e in all.values() {
+            match e.record.lock().state.status {
+                ContainerStatus::Running | ContainerStatus::Restarting => running += 1,
+                ContainerStatus::Paused => paused += 1,
+                _ => {}
+            }
+        }
+        (all.len(), running, paused, all.len() - running - paused)
+    }
+}

@@ -1,0 +1,231 @@
+//! `impl Engine for LocalEngine`: the trait surface, delegating to the modules beside it.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use corral_core::{ContainerRecord, ContainerSpec, ImageRecord};
+use tokio::sync::mpsc;
+
+use super::LocalEngine;
+use crate::api::*;
+use crate::error::{Error, Result};
+use crate::events::Event;
+
+#[async_trait]
+impl Engine for LocalEngine {
+    async fn pull_image(
+        &self,
+        reference: &str,
+        creds: Credentials,
+        progress: mpsc::Sender<Progress>,
+    ) -> Result<ImageRecord> {
+        self.pull(reference, creds, progress).await
+    }
+
+    async fn push_image(
+        &self,
+        _reference: &str,
+        _creds: Credentials,
+        _progress: mpsc::Sender<Progress>,
+    ) -> Result<String> {
+        Err(Error::Unsupported("push"))
+    }
+
+    async fn images(&self) -> Result<Vec<ImageRecord>> {
+        Ok(self.inner.images.read().values().cloned().collect())
+    }
+
+    async fn image(&self, name: &str) -> Result<ImageRecord> {
+        self.lookup_image(name)
+    }
+
+    async fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<()> {
+        self.tag(name, repo, tag).await
+    }
+
+    async fn remove_image(&self, name: &str, force: bool) -> Result<Vec<ImageDeleted>> {
+        LocalEngine::remove_image(self, name, force).await
+    }
+
+    async fn prune_images(&self, all: bool) -> Result<(Vec<ImageDeleted>, u64)> {
+        self.prune_unused(all).await
+    }
+
+    async fn image_history(&self, name: &str) -> Result<Vec<HistoryEntry>> {
+        self.history(name)
+    }
+
+    async fn save_images(&self, _names: &[String]) -> Result<BoxRead> {
+        Err(Error::Unsupported("save"))
+    }
+
+    async fn load_images(&self, _tar: BoxRead) -> Result<Vec<String>> {
+        Err(Error::Unsupported("load"))
+    }
+
+    async fn import_image(
+        &self,
+        _tar: BoxRead,
+        _reference: Option<&str>,
+        _config: Option<serde_json::Value>,
+    ) -> Result<String> {
+        Err(Error::Unsupported("import"))
+    }
+
+    async fn create_container(&self, name: Option<&str>, spec: ContainerSpec) -> Result<Created> {
+        self.create(name, spec).await
+    }
+
+    async fn start_container(&self, name: &str) -> Result<()> {
+        self.start(name).await
+    }
+
+    async fn stop_container(
+        &self,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        self.stop(name, timeout, signal).await
+    }
+
+    async fn kill_container(&self, name: &str, signal: Option<&str>) -> Result<()> {
+        self.kill(name, signal).await
+    }
+
+    async fn restart_container(&self, name: &str, timeout: Option<i64>) -> Result<()> {
+        self.restart(name, timeout).await
+    }
+
+    async fn pause_container(&self, name: &str) -> Result<()> {
+        self.pause(name, true).await
+    }
+
+    async fn unpause_container(&self, name: &str) -> Result<()> {
+        self.pause(name, false).await
+    }
+
+    async fn rename_container(&self, name: &str, new_name: &str) -> Result<()> {
+        self.rename(name, new_name).await
+    }
+
+    async fn wait_container(&self, name: &str, condition: WaitCondition) -> Result<ExitStatus> {
+        self.wait(name, condition).await
+    }
+
+    async fn remove_container(&self, name: &str, force: bool, volumes: bool) -> Result<()> {
+        self.remove(name, force, volumes).await
+    }
+
+    async fn prune_containers(&self) -> Result<Vec<String>> {
+        self.prune_stopped().await
+    }
+
+    async fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        Ok(self
+            .inner
+            .containers
+            .read()
+            .values()
+            .map(|e| e.snapshot())
+            .collect())
+    }
+
+    async fn container(&self, name: &str) -> Result<ContainerRecord> {
+        Ok(self.lookup(name)?.snapshot())
+    }
+
+    fn container_paths(&self, record: &ContainerRecord) -> BTreeMap<&'static str, String> {
+        self.paths(record)
+    }
+
+    async fn logs(&self, name: &str, opts: LogOptions) -> Result<BoxStream<OutputChunk>> {
+        LocalEngine::logs(self, name, opts).await
+    }
+
+    async fn attach(&self, name: &str, opts: AttachOptions) -> Result<AttachIo> {
+        LocalEngine::attach(self, name, opts).await
+    }
+
+    async fn resize_container(&self, name: &str, height: u16, width: u16) -> Result<()> {
+        self.resize(name, height, width).await
+    }
+
+    async fn top(&self, name: &str, ps_args: Option<&str>) -> Result<ProcessList> {
+        LocalEngine::top(self, name, ps_args).await
+    }
+
+    async fn changes(&self, _name: &str) -> Result<Vec<(String, ChangeKind)>> {
+        Err(Error::Unsupported("diff"))
+    }
+
+    async fn export_container(&self, _name: &str) -> Result<BoxRead> {
+        Err(Error::Unsupported("export"))
+    }
+
+    async fn commit_container(&self, _name: &str, _opts: CommitOptions) -> Result<String> {
+        Err(Error::Unsupported("commit"))
+    }
+
+    async fn archive_get(&self, _name: &str, _path: &str) -> Result<(serde_json::Value, BoxRead)> {
+        Err(Error::Unsupported("cp"))
+    }
+
+    async fn archive_stat(&self, _name: &str, _path: &str) -> Result<serde_json::Value> {
+        Err(Error::Unsupported("cp"))
+    }
+
+    async fn archive_put(&self, _name: &str, _path: &str, _tar: BoxRead) -> Result<()> {
+        Err(Error::Unsupported("cp"))
+    }
+
+    async fn stats(&self, _name: &str) -> Result<serde_json::Value> {
+        Err(Error::Unsupported("stats"))
+    }
+
+    async fn exec_create(&self, name: &str, spec: ExecSpec) -> Result<String> {
+        LocalEngine::exec_create(self, name, spec).await
+    }
+
+    async fn exec_start(&self, exec_id: &str, detach: bool) -> Result<Option<AttachIo>> {
+        LocalEngine::exec_start(self, exec_id, detach).await
+    }
+
+    async fn exec_resize(&self, exec_id: &str, height: u16, width: u16) -> Result<()> {
+        LocalEngine::exec_resize(self, exec_id, height, width).await
+    }
+
+    async fn exec_inspect(&self, exec_id: &str) -> Result<ExecState> {
+        LocalEngine::exec_inspect(self, exec_id)
+    }
+
+    async fn info(&self) -> Result<HostInfo> {
+        let cfg = &self.inner.cfg;
+        Ok(HostInfo {
+            containers: self.counts(),
+            images: self.inner.images.read().len(),
+            default_runtime: cfg.default_runtime.clone(),
+            runtimes: cfg.runtimes.keys().cloned().collect(),
+            data_dir: cfg.data_dir.display().to_string(),
+            cgroup_version: if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+                "2".into()
+            } else {
+                "1".into()
+            },
+            name: cfg.instance.clone(),
+            insecure_registries: cfg.insecure_registries.clone(),
+        })
+    }
+
+    fn events(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> (Vec<Event>, tokio::sync::broadcast::Receiver<Event>) {
+        self.inner.events.subscribe(since)
+    }
+
+    async fn login(&self, _creds: Credentials) -> Result<String> {
+        Err(Error::Unsupported("login"))
+    }
+}

@@ -1,0 +1,479 @@
+//! The daemon's side: launch a shim, talk to it, re-adopt it after a restart.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use corral_sys::process::{pid_alive, Pid};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+
+use super::args::ShimArgs;
+use super::error::{Result, ShimError};
+use super::protocol::{
+    ExitStatus, LaunchReport, Request, Response, ShimState, WireErrorKind, EXIT_FILE, LAUNCH_FILE,
+    SHIM_LOG_FILE, SHIM_PID_FILE, SOCKET_FILE,
+};
+
+/// How long `launch` waits for the container to be created.
+pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Timeout for connecting and for replies other than `wait`.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest reply line read.
+const MAX_REPLY: usize = 1024 * 1024;
+
+/// A handle on one container's shim. Cheap to clone; every request opens its own
+/// connection, so a handle stays valid across shim-side connection failures.
+#[derive(Debug, Clone)]
+pub struct ShimClient {
+    state_dir: PathBuf,
+    shim_pid: Pid,
+    init_pid: Pid,
+}
+
+/// Which streams to attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttachOptions {
+    /// Forward bytes written to the stream to the container's stdin.
+    pub stdin: bool,
+    /// Receive stdout.
+    pub stdout: bool,
+    /// Receive stderr.
+    pub stderr: bool,
+}
+
+/// A process started with [`ShimClient::exec`].
+#[derive(Debug)]
+pub struct ExecStream {
+    pid: Pid,
+    stream: UnixStream,
+}
+
+/// An attached connection. Reading yields frames (see
+/// [`read_frame`](super::protocol::read_frame)), or raw bytes for a TTY container; writing
+/// sends stdin; shutting the write half down closes the container's stdin.
+#[derive(Debug)]
+pub struct AttachStream {
+    stream: UnixStream,
+}
+
+// === impl ShimClient ===
+
+impl ShimClient {
+    /// Starts `exe shim <args>` detached, waits until it reports the container created and
+    /// returns a client for it. Creation failures come back as [`ShimError::Create`] with
+    /// the runtime's text and Docker's exit code (127 for a missing executable).
+    pub async fn launch(exe: &Path, args: &ShimArgs) -> Result<Self> {
+        Self::launch_with_timeout(exe, args, LAUNCH_TIMEOUT).await
+    }
+
+    /// [`ShimClient::launch`] with a chosen timeout.
+    pub async fn launch_with_timeout(
+        exe: &Path,
+        args: &ShimArgs,
+        timeout: Duration,
+    ) -> Result<Self> {
+        args.validate()?;
+        let state_dir = args.state_dir.clone();
+        tokio::fs::create_dir_all(&state_dir)
+            .await
+            .map_err(ShimError::io(format!("create {}", state_dir.display())))?;
+        for stale in [LAUNCH_FILE, EXIT_FILE, SHIM_PID_FILE] {
+            let _ = tokio::fs::remove_file(state_dir.join(stale)).await;
+        }
+        let shim_log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(state_dir.join(SHIM_LOG_FILE))
+            .map_err(ShimError::io("open the shim log"))?;
+        let mut child = tokio::process::Command::new(exe)
+            .arg("shim")
+            .args(args.to_args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(shim_log))
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(ShimError::io(format!("run {}", exe.display())))?;
+        // The launched process forks the real shim and exits at once.
+        let status = tokio::time::timeout(REQUEST_TIMEOUT, child.wait())
+            .await
+            .map_err(|_| ShimError::Timeout {
+                state_dir: state_dir.clone(),
+                seconds: REQUEST_TIMEOUT.as_secs(),
+            })?
+            .map_err(ShimError::io("wait for the shim launcher"))?;
+        if !status.success() {
+            return Err(ShimError::Remote(format!(
+                "shim exited with {status}: {}",
+                shim_log_tail(&state_dir).await
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut delay = Duration::from_millis(2);
+        loop {
+            if let Some(report) = read_json::<LaunchReport>(&state_dir.join(LAUNCH_FILE)).await? {
+                return match report {
+                    LaunchReport::Created { shim_pid, init_pid } => Ok(Self {
+                        state_dir,
+                        shim_pid: pid(shim_pid)?,
+                        init_pid: pid(init_pid)?,
+                    }),
+                    LaunchReport::Failed { message, exit_code } => Err(ShimError::Create {
+                        id: args.id.clone(),
+                        message,
+                        exit_code,
+                    }),
+                };
+            }
+            if let Some(shim_pid) = read_pid(&state_dir.join(SHIM_PID_FILE)).await {
+                if !pid_alive(shim_pid) {
+                    // It may have written the report just before exiting.
+                    if tokio::fs::try_exists(state_dir.join(LAUNCH_FILE))
+                        .await
+                        .unwrap_or(false)
+                    {
+                        continue;
+                    }
+                    return Err(ShimError::Remote(format!(
+                        "shim died before creating the container: {}",
+                        shim_log_tail(&state_dir).await
+                    )));
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ShimError::Timeout {
+                    state_dir,
+                    seconds: timeout.as_secs(),
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Re-adopts the shim serving `state_dir` (after a daemon restart).
+    /// [`ShimError::Gone`] when it has exited: read [`ShimClient::read_exit`] then.
+    pub async fn connect(state_dir: &Path) -> Result<Self> {
+        let gone = || ShimError::Gone {
+            state_dir: state_dir.to_owned(),
+        };
+        let report = read_json::<LaunchReport>(&state_dir.join(LAUNCH_FILE))
+            .await?
+            .ok_or_else(gone)?;
+        let LaunchReport::Created { shim_pid, init_pid } = report else {
+            return Err(gone());
+        };
+        let client = Self {
+            state_dir: state_dir.to_owned(),
+            shim_pid: pid(shim_pid)?,
+            init_pid: pid(init_pid)?,
+        };
+        if !pid_alive(client.shim_pid) {
+            return Err(gone());
+        }
+        client.open().await?;
+        Ok(client)
+    }
+
+    /// The exit status the shim left in `state_dir`, if the container has exited.
+    pub async fn read_exit(state_dir: &Path) -> Result<Option<ExitStatus>> {
+        read_json(&state_dir.join(EXIT_FILE)).await
+    }
+
+    /// The shim's state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The shim's pid.
+    pub fn shim_pid(&self) -> Pid {
+        self.shim_pid
+    }
+
+    /// The container init's host pid.
+    pub fn init_pid(&self) -> Pid {
+        self.init_pid
+    }
+
+    /// Starts the created container.
+    pub async fn start(&self) -> Result<()> {
+        self.expect_ok(Request::Start).await
+    }
+
+    /// Sends signal number `signal` to the container's init (or all its processes).
+    pub async fn kill(&self, signal: i32, all: bool) -> Result<()> {
+        self.expect_ok(Request::Kill { signal, all }).await
+    }
+
+    /// Freezes the container.
+    pub async fn pause(&self) -> Result<()> {
+        self.expect_ok(Request::Pause).await
+    }
+
+    /// Thaws the container.
+    pub async fn resume(&self) -> Result<()> {
+        self.expect_ok(Request::Resume).await
+    }
+
+    /// Sets the terminal size of a TTY container.
+    pub async fn resize(&self, height: u16, width: u16) -> Result<()> {
+        self.expect_ok(Request::Resize { height, width }).await
+    }
+
+    /// The container's state.
+    pub async fn state(&self) -> Result<ShimState> {
+        match self.call(&Request::State, Some(REQUEST_TIMEOUT)).await?.1 {
+            Response::State(state) => Ok(state),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Waits for the container to exit. If the shim goes away meanwhile, the status it left
+    /// in `exit.json` is returned, or [`ShimError::Gone`].
+    pub async fn wait(&self) -> Result<ExitStatus> {
+        match self.call(&Request::Wait, None).await {
+            Ok((_, Response::Exit(status))) => Ok(status),
+            Ok((_, other)) => Err(unexpected(other)),
+            Err(ShimError::Io { .. } | ShimError::Gone { .. } | ShimError::Protocol(_)) => {
+                Self::read_exit(&self.state_dir)
+                    .await?
+                    .ok_or_else(|| ShimError::Gone {
+                        state_dir: self.state_dir.clone(),
+                    })
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Attaches to the container's stdio. Attach before [`ShimClient::start`] to see all
+    /// output.
+    pub async fn attach(&self, options: AttachOptions) -> Result<AttachStream> {
+        let request = Request::Attach {
+            stdin: options.stdin,
+            stdout: options.stdout,
+            stderr: options.stderr,
+        };
+        let (stream, response) = self.call(&request, Some(REQUEST_TIMEOUT)).await?;
+        match response {
+            Response::Ok => Ok(AttachStream { stream }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Starts `process` (an OCI runtime spec `process` object; `terminal` must equal `tty`)
+    /// in the running container as exec session `exec_id`, and returns once it runs. The
+    /// stream carries its output like [`ShimClient::attach`] (frames, raw bytes with `tty`)
+    /// and ends after the process exited; with `stdin`, bytes written go to its stdin and
+    /// shutting the write half down closes it. Collect the exit code with
+    /// [`ShimClient::exec_wait`].
+    ///
+    /// # Errors
+    /// [`ShimError::ExecFailed`] with Docker's text when the runtime could not start the
+    /// process (a missing command: `OCI runtime exec failed: exec failed: unable to start
+    /// container process: exec: "x": executable file not found in $PATH: unknown`);
+    /// [`ShimError::NotRunning`] when the container is not running; [`ShimError::InvalidRequest`]
+    /// when it is paused or the id is taken.
+    pub async fn exec(
+        &self,
+        exec_id: &str,
+        process: &serde_json::Value,
+        tty: bool,
+        stdin: bool,
+    ) -> Result<ExecStream> {
+        let request = Request::Exec {
+            exec_id: exec_id.to_owned(),
+            process: process.clone(),
+            tty,
+            stdin,
+        };
+        // Starting may take a while (the helper runs the OCI runtime): the launch budget.
+        let (stream, response) = self.call(&request, Some(LAUNCH_TIMEOUT)).await?;
+        match response {
+            Response::ExecStarted { pid: raw } => Ok(ExecStream {
+                pid: pid(raw)?,
+                stream,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Waits for exec session `exec_id` to exit and returns its exit code (128 + signal
+    /// number when a signal killed it).
+    ///
+    /// # Errors
+    /// [`ShimError::InvalidRequest`] for an unknown session, [`ShimError::Gone`] or an I/O
+    /// error when the shim went away first.
+    pub async fn exec_wait(&self, exec_id: &str) -> Result<i32> {
+        let request = Request::ExecWait {
+            exec_id: exec_id.to_owned(),
+        };
+        match self.call(&request, None).await?.1 {
+            Response::ExecExit { code } => Ok(code),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets the terminal size of exec session `exec_id`.
+    ///
+    /// # Errors
+    /// [`ShimError::InvalidRequest`] for an unknown session or one without a terminal.
+    pub async fn exec_resize(&self, exec_id: &str, height: u16, width: u16) -> Result<()> {
+        self.expect_ok(Request::ExecResize {
+            exec_id: exec_id.to_owned(),
+            height,
+            width,
+        })
+        .await
+    }
+
+    async fn expect_ok(&self, request: Request) -> Result<()> {
+        match self.call(&request, Some(REQUEST_TIMEOUT)).await?.1 {
+            Response::Ok => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn open(&self) -> Result<UnixStream> {
+        let socket = self.state_dir.join(SOCKET_FILE);
+        match tokio::time::timeout(REQUEST_TIMEOUT, UnixStream::connect(&socket)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(err))
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                Err(ShimError::Gone {
+                    state_dir: self.state_dir.clone(),
+                })
+            }
+            Ok(Err(err)) => Err(ShimError::io(format!("connect to {}", socket.display()))(
+                err,
+            )),
+            Err(_) => Err(ShimError::Timeout {
+                state_dir: self.state_dir.clone(),
+                seconds: REQUEST_TIMEOUT.as_secs(),
+            }),
+        }
+    }
+
+    /// Sends one request and reads the reply line (byte by byte, so nothing after it is
+    /// consumed: an attach stream follows it). Errors from the shim become `Err`.
+    async fn call(
+        &self,
+        request: &Request,
+        timeout: Option<Duration>,
+    ) -> Result<(UnixStream, Response)> {
+        let mut stream = self.open().await?;
+        let exchange = async {
+            let mut line =
+                serde_json::to_vec(request).map_err(|err| ShimError::Protocol(err.to_string()))?;
+            line.push(b'\n');
+            stream
+                .write_all(&line)
+                .await
+                .map_err(ShimError::io("send a shim request"))?;
+            let mut reply = Vec::new();
+            loop {
+                let byte = stream
+                    .read_u8()
+                    .await
+                    .map_err(ShimError::io("read a shim reply"))?;
+                if byte == b'\n' {
+                    break;
+                }
+                if reply.len() >= MAX_REPLY {
+                    return Err(ShimError::Protocol("reply too long".into()));
+                }
+                reply.push(byte);
+            }
+            serde_json::from_slice::<Response>(&reply)
+                .map_err(|err| ShimError::Protocol(format!("invalid reply: {err}")))
+        };
+        let response =
+            match timeout {
+                Some(limit) => tokio::time::timeout(limit, exchange).await.map_err(|_| {
+                    ShimError::Timeout {
+                        state_dir: self.state_dir.clone(),
+                        seconds: limit.as_secs(),
+                    }
+                })??,
+                None => exchange.await?,
+            };
+        if let Response::Error { message, kind } = response {
+            return Err(match kind {
+                WireErrorKind::NotRunning => ShimError::NotRunning(message),
+                WireErrorKind::InvalidRequest => ShimError::InvalidRequest(message),
+                WireErrorKind::Internal => ShimError::Remote(message),
+                WireErrorKind::ExecFailed => ShimError::ExecFailed(message),
+            });
+        }
+        Ok((stream, response))
+    }
+}
+
+fn unexpected(response: Response) -> ShimError {
+    ShimError::Protocol(format!("unexpected reply {response:?}"))
+}
+
+fn pid(raw: i32) -> Result<Pid> {
+    Pid::new(raw).ok_or_else(|| ShimError::Protocol(format!("invalid pid {raw}")))
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match tokio::fs::read(path).await {
+        Ok(body) => serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|err| ShimError::Protocol(format!("invalid {}: {err}", path.display()))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(ShimError::io(format!("read {}", path.display()))(err)),
+    }
+}
+
+async fn read_pid(path: &Path) -> Option<Pid> {
+    let text = tokio::fs::read_to_string(path).await.ok()?;
+    Pid::new(text.trim().parse().ok()?)
+}
+
+async fn shim_log_tail(state_dir: &Path) -> String {
+    let text = tokio::fs::read_to_string(state_dir.join(SHIM_LOG_FILE))
+        .await
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join("; ")
+}
+
+// === impl ExecStream ===
+
+impl ExecStream {
+    /// The exec'd process's host pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Splits into the output half (frames or raw TTY bytes) and the stdin half.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        self.stream.into_split()
+    }
+
+    /// The underlying connection.
+    pub fn into_inner(self) -> UnixStream {
+        self.stream
+    }
+}
+
+// === impl AttachStream ===
+
+impl AttachStream {
+    /// Splits into the output half (frames or raw TTY bytes) and the stdin half.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        self.stream.into_split()
+    }
+
+    /// The underlying connection.
+    pub fn into_inner(self) -> UnixStream {
+        self.stream
+    }
+}

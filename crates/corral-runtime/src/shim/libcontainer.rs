@@ -1,0 +1,126 @@
+//! The default back end: youki's libcontainer, in the shim's own process.
+
+use std::path::{Path, PathBuf};
+
+use corral_sys::process::Pid;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::signal::Signal;
+
+use super::runtime::{ContainerStdio, OciRuntime, RuntimeError};
+
+/// Runs containers with libcontainer; state lives under `root` (like `youki --root`).
+#[derive(Debug, Clone)]
+pub struct Libcontainer {
+    root: PathBuf,
+}
+
+impl Libcontainer {
+    /// A back end keeping container state under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn load(&self, id: &str) -> Result<Container, RuntimeError> {
+        Container::load(self.root.join(id)).map_err(chain)
+    }
+}
+
+/// Joins an error and its sources into one message.
+fn chain(err: impl std::error::Error) -> RuntimeError {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    RuntimeError { message }
+}
+
+impl OciRuntime for Libcontainer {
+    fn create(&self, id: &str, bundle: &Path, stdio: ContainerStdio) -> Result<Pid, RuntimeError> {
+        std::fs::create_dir_all(&self.root).map_err(chain)?;
+        let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::default())
+            .with_root_path(self.root.clone())
+            .map_err(chain)?
+            .validate_id()
+            .map_err(chain)?;
+        builder = match stdio {
+            ContainerStdio::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            } => builder
+                .with_stdin(stdin)
+                .with_stdout(stdout)
+                .with_stderr(stderr),
+            ContainerStdio::Console { socket } => builder.with_console_socket(Some(socket)),
+        };
+        let container = builder
+            .as_init(bundle)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+            .map_err(chain)?;
+        container
+            .pid()
+            .and_then(|pid| Pid::new(pid.as_raw()))
+            .ok_or_else(|| RuntimeError {
+                message: "libcontainer reported no init pid".into(),
+            })
+    }
+
+    fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.load(id)?.start().map_err(chain)
+    }
+
+    fn exec(
+        &self,
+        id: &str,
+        process: &Path,
+        console_socket: Option<&Path>,
+    ) -> Result<Pid, RuntimeError> {
+        let pid = ContainerBuilder::new(id.to_owned(), SyscallType::default())
+            .with_root_path(self.root.clone())
+            .map_err(chain)?
+            .validate_id()
+            .map_err(chain)?
+            .with_console_socket(console_socket)
+            .as_tenant()
+            // libcontainer insists on "detached" exactly when a console socket is given; it
+            // changes nothing else: the process is our child either way.
+            .with_detach(console_socket.is_some())
+            .with_process(Some(process))
+            .build()
+            .map_err(chain)?;
+        Pid::new(pid.as_raw()).ok_or_else(|| RuntimeError {
+            message: format!("libcontainer reported an invalid exec pid {pid}"),
+        })
+    }
+
+    fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<(), RuntimeError> {
+        self.load(id)?.kill(signal, all).map_err(chain)
+    }
+
+    fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.load(id)?.pause().map_err(chain)
+    }
+
+    fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        self.load(id)?.resume().map_err(chain)
+    }
+
+    fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
+        match self.load(id) {
+            Ok(mut container) => container.delete(force).map_err(chain),
+            // Already gone: nothing to delete.
+            Err(_) if !self.root.join(id).exists() => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The Linux boundary of Corral: mounts, processes and signals behind narrow traits.
+//!
+//! This is the only crate allowed to contain `unsafe`; each module holds a trait, its Linux
+//! implementation and (behind the `fake` feature) a recording fake for tests. It depends on
+//! no other Corral crate, so no business logic creeps in here.
+
+pub mod mount;
+pub mod process;

@@ -1,0 +1,373 @@
+//! Engines under test: the corral binary ([`TestDaemon`]) and a private reference dockerd
+//! ([`RefDockerd`]). Each gets its own temporary root, socket and cgroup parent, and its
+//! `Drop` stops it and sweeps whatever it left behind.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tempfile::TempDir;
+
+use crate::process::{http_get_unix, log_tail, terminate, wait_ready};
+use crate::sweep::Sweep;
+
+/// Where Debian's docker.io installs the reference daemon.
+pub const DOCKERD_BIN: &str = "/usr/sbin/dockerd";
+
+/// How long an engine may take to answer `/_ping` after it was started.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A process-unique, short instance name such as `t1a2b3-4`.
+pub fn unique_instance() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("t{:x}{:x}-{n}", std::process::id(), nanos & 0xfff)
+}
+
+/// Locates the corral binary: `$CORRAL_BIN`, else `<target>/<profile>/corral` found by
+/// walking up from the current test executable (`<target>/<profile>/deps/<test>`).
+///
+/// # Errors
+/// When neither exists.
+pub fn corral_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("CORRAL_BIN") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        bail!("CORRAL_BIN={} does not exist", p.display());
+    }
+    let exe = std::env::current_exe().context("current_exe")?;
+    for dir in exe.ancestors().skip(1).take(3) {
+        let candidate = dir.join("corral");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "corral binary not found next to {} (run `cargo build -p corral` or set CORRAL_BIN)",
+        exe.display()
+    )
+}
+
+fn short_tempdir(prefix: &str) -> Result<TempDir> {
+    // Unix socket paths are limited to 108 bytes: keep roots short and in /tmp.
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .context("create engine root")
+}
+
+fn wait_ping(child: &mut Child, what: &str, socket: &Path, log: &Path) -> Result<()> {
+    wait_ready(
+        child,
+        what,
+        log,
+        READY_TIMEOUT,
+        || matches!(http_get_unix(socket, "/_ping"), Ok((200, body)) if body.trim() == "OK"),
+    )
+}
+
+/// Options for [`TestDaemon::start`].
+#[derive(Debug, Clone, Default)]
+pub struct DaemonOptions {
+    /// The corral binary; [`corral_bin`] when `None`.
+    pub bin: Option<PathBuf>,
+    /// Registries given as `--insecure-registry`.
+    pub insecure_registries: Vec<String>,
+    /// Extra arguments appended after `server ...`.
+    pub extra_args: Vec<String>,
+    /// Instance name; [`unique_instance`] when `None`.
+    pub instance: Option<String>,
+}
+
+/// A running `corral server` with private data and run directories.
+#[derive(Debug)]
+pub struct TestDaemon {
+    child: Child,
+    instance: String,
+    data_dir: PathBuf,
+    run_dir: PathBuf,
+    log: PathBuf,
+    root: Option<TempDir>,
+}
+
+impl TestDaemon {
+    /// Starts `corral server --data-dir D --run-dir R --instance NAME --insecure-registry ..`
+    /// and waits until `GET /_ping` on `R/docker.sock` answers `OK`.
+    ///
+    /// # Errors
+    /// When the binary is missing, exits early or is not ready within 60 s (the message
+    /// contains the end of its log).
+    pub fn start(opts: DaemonOptions) -> Result<Self> {
+        let bin = match opts.bin {
+            Some(b) => b,
+            None => corral_bin()?,
+        };
+        let instance = opts.instance.unwrap_or_else(unique_instance);
+        let root = short_tempdir("corral-d-")?;
+        let data_dir = root.path().join("d");
+        let run_dir = root.path().join("r");
+        std::fs::create_dir_all(&data_dir)?;
+        std::fs::create_dir_all(&run_dir)?;
+        let log = root.path().join("daemon.log");
+        let log_file = File::create(&log)?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("server")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--run-dir")
+            .arg(&run_dir)
+            .arg("--instance")
+            .arg(&instance);
+        for r in &opts.insecure_registries {
+            cmd.arg("--insecure-registry").arg(r);
+        }
+        cmd.args(&opts.extra_args)
+            .env(
+                "CORRAL_LOG",
+                std::env::var("CORRAL_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawn {}", bin.display()))?;
+        let mut d = TestDaemon {
+            child,
+            instance,
+            data_dir,
+            run_dir,
+            log,
+            root: Some(root),
+        };
+        let socket = d.socket();
+        wait_ping(&mut d.child, "corral server", &socket, &d.log)?; // Drop cleans up on error.
+        Ok(d)
+    }
+
+    /// The API socket, `R/docker.sock`.
+    pub fn socket(&self) -> PathBuf {
+        self.run_dir.join("docker.sock")
+    }
+
+    /// `unix://R/docker.sock`, for `DOCKER_HOST`.
+    pub fn docker_host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// The instance name (cgroups are under `corral-<instance>`).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// `--data-dir`.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// `--run-dir`.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The end of the daemon's log (stdout and stderr).
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        terminate(&mut self.child, Duration::from_secs(10));
+        if std::thread::panicking() {
+            eprintln!("--- corral server log (tail) ---\n{}", self.log_tail());
+        }
+        if let Some(root) = self.root.take() {
+            Sweep {
+                roots: vec![self.data_dir.clone(), self.run_dir.clone()],
+                cgroup_name: format!("corral-{}", self.instance),
+            }
+            .run();
+            drop(root);
+        }
+    }
+}
+
+/// A private reference dockerd (Debian docker.io 20.10) with its own data root, exec root,
+/// socket, managed containerd and cgroup parent `corral-<instance>`. It never touches the
+/// host's default dockerd state.
+#[derive(Debug)]
+pub struct RefDockerd {
+    child: Child,
+    instance: String,
+    root_path: PathBuf,
+    log: PathBuf,
+    root: Option<TempDir>,
+}
+
+impl RefDockerd {
+    /// Starts dockerd with `--iptables=false --ip6tables=false --bridge=none` (so it never
+    /// changes the host firewall) and waits for `/_ping`.
+    ///
+    /// # Errors
+    /// When dockerd is missing, exits early, or is not ready within 60 s.
+    pub fn start(insecure_registries: &[String]) -> Result<Self> {
+        if !Path::new(DOCKERD_BIN).exists() {
+            bail!("{DOCKERD_BIN} not found: install Debian package docker.io");
+        }
+        let instance = unique_instance();
+        let root = short_tempdir("corral-k-")?;
+        let t = root.path().to_path_buf();
+        // An explicit config file keeps /etc/docker/daemon.json out, and moves the libtrust
+        // key that 20.10 would otherwise create in /etc/docker.
+        let config = t.join("daemon.json");
+        std::fs::write(
+            &config,
+            serde_json::to_vec(&serde_json::json!({
+                "deprecated-key-path": t.join("key.json"),
+            }))?,
+        )?;
+        let log = t.join("dockerd.log");
+        let log_file = File::create(&log)?;
+        let mut cmd = Command::new(DOCKERD_BIN);
+        cmd.arg("--config-file")
+            .arg(&config)
+            .arg("--data-root")
+            .arg(t.join("d"))
+            .arg("--exec-root")
+            .arg(t.join("e"))
+            .arg("--pidfile")
+            .arg(t.join("p"))
+            .arg("-H")
+            .arg(format!("unix://{}", t.join("docker.sock").display()))
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+            .arg("--shutdown-timeout=2")
+            .arg("--cgroup-parent")
+            .arg(format!("corral-{instance}"));
+        for r in insecure_registries {
+            cmd.arg("--insecure-registry").arg(r);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        let child = cmd.spawn().context("spawn dockerd")?;
+        let mut d = RefDockerd {
+            child,
+            instance,
+            root_path: t,
+            log,
+            root: Some(root),
+        };
+        let socket = d.socket();
+        wait_ping(&mut d.child, "dockerd", &socket, &d.log)?;
+        Ok(d)
+    }
+
+    /// The API socket.
+    pub fn socket(&self) -> PathBuf {
+        self.root_path.join("docker.sock")
+    }
+
+    /// `unix://.../docker.sock`, for `DOCKER_HOST`.
+    pub fn docker_host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// The instance name (cgroup parent `corral-<instance>`).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The private root holding data root, exec root, pidfile and socket.
+    pub fn root(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// The end of dockerd's log.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+}
+
+impl Drop for RefDockerd {
+    fn drop(&mut self) {
+        // dockerd stops its containers (10 s each by default) and its containerd on SIGTERM;
+        // anything left after the grace period is swept below.
+        terminate(&mut self.child, Duration::from_secs(20));
+        if std::thread::panicking() {
+            eprintln!("--- dockerd log (tail) ---\n{}", self.log_tail());
+        }
+        if let Some(root) = self.root.take() {
+            Sweep {
+                roots: vec![self.root_path.clone()],
+                cgroup_name: format!("corral-{}", self.instance),
+            }
+            .run();
+            drop(root);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corral_bin_honours_env_and_reports_missing_binary() {
+        // Only the "not found" message is asserted: the variable is process-global.
+        if std::env::var_os("CORRAL_BIN").is_none() {
+            match corral_bin() {
+                Ok(p) => assert!(p.ends_with("corral")),
+                Err(e) => assert!(e.to_string().contains("corral binary not found"), "{e}"),
+            }
+        }
+    }
+
+    #[test]
+    #[ignore = "needs root: starts a private dockerd"]
+    fn ref_dockerd_starts_answers_and_is_swept_on_drop() {
+        crate::require_root();
+        let d = RefDockerd::start(&[]).unwrap();
+        let (code, body) = http_get_unix(&d.socket(), "/_ping").unwrap();
+        assert_eq!((code, body.trim()), (200, "OK"));
+        let root = d.root().to_path_buf();
+        let cgroup = format!("corral-{}", d.instance());
+        // The 28 CLI talks to it (the e2e suite covers containers and their sweep).
+        let mut cmd = Command::new(crate::DOCKER_CLI);
+        cmd.env("DOCKER_HOST", d.docker_host()).args([
+            "version",
+            "--format",
+            "{{.Server.Version}}",
+        ]);
+        let out = crate::run_with_timeout(cmd, None, Duration::from_secs(30)).unwrap();
+        assert!(out.ok().out().starts_with("20.10"), "{out}");
+        drop(d);
+        assert!(!root.exists(), "{} left behind", root.display());
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mountinfo.contains(root.to_string_lossy().as_ref()));
+        assert!(!Path::new("/sys/fs/cgroup/memory").join(&cgroup).exists());
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+                assert!(
+                    !String::from_utf8_lossy(&c).contains(root.to_string_lossy().as_ref()),
+                    "process {:?} survived",
+                    e.file_name()
+                );
+            }
+        }
+    }
+}

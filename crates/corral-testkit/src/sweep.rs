@@ -1,0 +1,271 @@
+//! Removes what an engine under test left behind: processes, cgroups, mounts, directories.
+//!
+//! Used by the `Drop` of [`crate::TestDaemon`] and [`crate::RefDockerd`]; everything here is
+//! best effort and scoped to one test's private root directory and cgroup name, so it never
+//! touches another engine's state.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::mount::{umount2, MntFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::time::Instant;
+
+/// The cgroup v1 hierarchies and the v2 mount to search for a test's cgroup.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// What to remove after an engine has been stopped.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// Directories owned by the test. Processes whose command line mentions one are killed,
+    /// mounts below them are detached and the directories are removed.
+    pub roots: Vec<PathBuf>,
+    /// Name of the test's parent cgroup (`corral-<instance>`): its processes are killed and
+    /// its directories removed in every hierarchy.
+    pub cgroup_name: String,
+}
+
+impl Sweep {
+    /// Runs every step; failures are logged with `tracing` and otherwise ignored.
+    pub fn run(&self) {
+        let cgroups = find_cgroups(Path::new(CGROUP_ROOT), &self.cgroup_name);
+        kill_cgroup_members(&cgroups);
+        self.kill_processes();
+        wait_cgroups_empty(&cgroups, Duration::from_secs(5));
+        self.unmount();
+        remove_cgroups(&cgroups);
+        for root in &self.roots {
+            if root.exists() {
+                if let Err(e) = std::fs::remove_dir_all(root) {
+                    tracing::warn!(root = %root.display(), error = %e, "cannot remove test root");
+                }
+            }
+        }
+    }
+
+    /// SIGKILLs every process (other than this one) whose argv mentions a root.
+    fn kill_processes(&self) {
+        let me = std::process::id();
+        let needles: Vec<String> = self
+            .roots
+            .iter()
+            .map(|r| r.to_string_lossy().into_owned())
+            .collect();
+        let mut victims = Vec::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for e in entries.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if needles.iter().any(|n| cmdline.contains(n.as_str())) {
+                victims.push(pid);
+            }
+        }
+        for pid in &victims {
+            tracing::debug!(pid, "killing leftover process");
+            signal(*pid, Signal::SIGKILL);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && victims
+                .iter()
+                .any(|p| Path::new(&format!("/proc/{p}")).exists() && !is_zombie(*p))
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Lazily unmounts every mount point below a root, deepest first.
+    fn unmount(&self) {
+        let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return;
+        };
+        let mut points: Vec<String> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(unescape_mountinfo)
+            .filter(|p| {
+                self.roots
+                    .iter()
+                    .any(|r| Path::new(p).starts_with(r) && Path::new(p) != r.as_path())
+            })
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        points.dedup();
+        for p in points {
+            if let Err(e) = umount2(Path::new(&p), MntFlags::MNT_DETACH) {
+                tracing::debug!(mount = %p, error = %e, "umount failed");
+            }
+        }
+    }
+}
+
+fn signal(pid: u32, sig: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = kill(Pid::from_raw(pid), sig);
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+                .unwrap_or(false)
+        })
+        .unwrap_or(true)
+}
+
+/// Decodes the octal escapes (`\040` for space) mountinfo uses in paths.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if let Some(v) = s
+                .get(i + 1..i + 4)
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every directory named `name` directly below a hierarchy of `root` (or below `root`
+/// itself when it is a cgroup2 mount), with all their descendants, deepest first.
+fn find_cgroups(root: &Path, name: &str) -> Vec<PathBuf> {
+    let mut tops = Vec::new();
+    if root.join(name).is_dir() {
+        tops.push(root.join(name));
+    }
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            let candidate = e.path().join(name);
+            if candidate.is_dir() {
+                tops.push(candidate);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    for t in tops {
+        collect_dirs(&t, &mut all);
+    }
+    all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    all
+}
+
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    out.push(dir.to_path_buf());
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect_dirs(&e.path(), out);
+            }
+        }
+    }
+}
+
+fn cgroup_pids(dir: &Path) -> Vec<u32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Thaws frozen cgroups (a frozen task never handles SIGKILL) and kills their members.
+fn kill_cgroup_members(cgroups: &[PathBuf]) {
+    for cg in cgroups {
+        let _ = std::fs::write(cg.join("freezer.state"), "THAWED");
+        let _ = std::fs::write(cg.join("cgroup.freeze"), "0");
+        let _ = std::fs::write(cg.join("cgroup.kill"), "1");
+        for pid in cgroup_pids(cg) {
+            signal(pid, Signal::SIGKILL);
+        }
+    }
+}
+
+fn wait_cgroups_empty(cgroups: &[PathBuf], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let busy: Vec<u32> = cgroups.iter().flat_map(|c| cgroup_pids(c)).collect();
+        if busy.is_empty() {
+            return;
+        }
+        for pid in busy {
+            signal(pid, Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn remove_cgroups(cgroups: &[PathBuf]) {
+    for cg in cgroups {
+        if let Err(e) = std::fs::remove_dir(cg) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(cgroup = %cg.display(), error = %e, "cannot remove cgroup");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_mountinfo_octal_sequences() {
+        assert_eq!(unescape_mountinfo(r"/tmp/a\040b"), "/tmp/a b");
+        assert_eq!(unescape_mountinfo(r"/tmp/x\134y"), r"/tmp/x\y");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(unescape_mountinfo(r"/trailing\"), r"/trailing\");
+    }
+
+    #[test]
+    fn finds_named_cgroups_in_every_hierarchy_deepest_first() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("memory/corral-t1/abc/def")).unwrap();
+        std::fs::create_dir_all(r.join("pids/corral-t1")).unwrap();
+        std::fs::create_dir_all(r.join("pids/corral-t2")).unwrap();
+        std::fs::create_dir_all(r.join("corral-t1")).unwrap();
+        let found = find_cgroups(r, "corral-t1");
+        assert_eq!(found.len(), 5, "{found:?}");
+        assert_eq!(found[0], r.join("memory/corral-t1/abc/def"));
+        assert!(found
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("corral-t2")));
+        // Removing in that order succeeds because children go first.
+        remove_cgroups(&found);
+        assert!(!r.join("memory/corral-t1").exists());
+        assert!(r.join("pids/corral-t2").exists());
+    }
+
+    #[test]
+    fn sweep_removes_roots_and_ignores_missing_cgroups() {
+        let root = tempfile::tempdir().unwrap();
+        let d = root.path().join("data");
+        std::fs::create_dir_all(d.join("x/y")).unwrap();
+        Sweep {
+            roots: vec![d.clone()],
+            cgroup_name: "corral-testkit-never-exists".into(),
+        }
+        .run();
+        assert!(!d.exists());
+    }
+}

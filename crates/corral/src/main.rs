@@ -1,0 +1,58 @@
+//! `corral`: one binary for the daemon (`corral server`), the per-container shim
+//! (`corral shim`, internal) and the command-line client (every other subcommand, a
+//! client of the Docker Engine API on the daemon's socket).
+#![forbid(unsafe_code)]
+
+mod cli;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Corral: a portable container platform.
+#[derive(Parser)]
+#[command(name = "corral", version, about, propagate_version = true)]
+struct Args {
+    /// Daemon socket to connect to (client commands).
+    #[arg(
+        short = 'H',
+        long,
+        global = true,
+        env = "CORRAL_HOST",
+        default_value = "unix:///run/corral/docker.sock"
+    )]
+    host: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Corral daemon on this host in the foreground.
+    Server(server::ServerArgs),
+    /// Internal: the per-container shim (started by the daemon).
+    #[command(hide = true)]
+    Shim {
+        /// Shim arguments, forwarded verbatim.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+}
+
+fn main() -> ExitCode {
+    // The shim must start before any thread exists: libcontainer clones this process.
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some("shim") {
+        let code = corral_runtime::shim::shim_main(raw[2..].iter().cloned());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    let args = Args::parse();
+    match args.command {
+        Command::Server(s) => server::run(s),
+        Command::Shim { .. } => ExitCode::FAILURE,
+        Command::Client(c) => cli::run(&args.host, c),
+    }
+}

@@ -1,0 +1,262 @@
+//! Filesystem views of a container: diff, export and cp.
+
+use crate::common::{assert_contains, Env};
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn diff_lists_added_changed_and_deleted_paths() {
+    let env = Env::new();
+    let c = env.name("diff");
+    env.docker(&[
+        "run",
+        "--name",
+        &c,
+        "--network",
+        "none",
+        &env.image,
+        "sh",
+        "-c",
+        "mkdir /newdir && echo x > /newdir/f && rm /bin/yes && echo y >> /etc/passwd",
+    ])
+    .ok();
+    let out = env.docker(&["diff", &c]);
+    let mut lines: Vec<&str> = out.ok().out().lines().collect();
+    lines.sort_unstable();
+    // Docker hides the files it manages itself (/etc/hosts, /etc/hostname, /etc/resolv.conf).
+    assert_eq!(
+        lines,
+        [
+            "A /newdir",
+            "A /newdir/f",
+            "C /bin",
+            "C /etc",
+            "C /etc/passwd",
+            "D /bin/yes"
+        ]
+    );
+}
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn export_writes_the_merged_rootfs_as_tar() {
+    let env = Env::new();
+    let c = env.name("export");
+    env.docker(&[
+        "run",
+        "--name",
+        &c,
+        "--network",
+        "none",
+        &env.image,
+        "sh",
+        "-c",
+        "mkdir /newdir && echo x > /newdir/f && rm /bin/yes",
+    ])
+    .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.tar");
+    env.docker(&["export", "-o", file.to_str().unwrap(), &c])
+        .ok();
+    let mut ar = tar::Archive::new(std::fs::File::open(&file).unwrap());
+    let mut names = Vec::new();
+    let mut f_contents = String::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if name == "newdir/f" {
+            std::io::Read::read_to_string(&mut e, &mut f_contents).unwrap();
+        }
+        names.push(name);
+    }
+    for want in [
+        "bin/busybox",
+        "bin/sh",
+        "etc/passwd",
+        "newdir/",
+        "newdir/f",
+        "tmp/",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n == "bin/yes"),
+        "deleted file exported"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains(".wh.")),
+        "whiteout exported"
+    );
+    assert_eq!(f_contents, "x\n");
+    // Exporting to stdout gives the same archive.
+    let out = env.docker(&["export", &c]);
+    assert!(out.ok().stdout_bytes.len() > 1_000_000);
+}
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn cp_copies_files_in_and_out() {
+    let env = Env::new();
+    let c = env.name("cp");
+    env.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &c,
+        "--network",
+        "none",
+        &env.image,
+        "sh",
+        "-c",
+        "echo inside > /tmp/out.txt; mkdir -p /tmp/d/sub; echo deep > /tmp/d/sub/f; sleep 1000",
+    ])
+    .ok();
+    corral_testkit::assert_eventually!(env
+        .docker(&["exec", &c, "test", "-f", "/tmp/d/sub/f"])
+        .success());
+    let host = tempfile::tempdir().unwrap();
+    let hp = host.path();
+    std::fs::write(hp.join("in.txt"), "hostdata\n").unwrap();
+    env.docker(&[
+        "cp",
+        hp.join("in.txt").to_str().unwrap(),
+        &format!("{c}:/tmp/in.txt"),
+    ])
+    .ok();
+    assert_eq!(
+        env.docker(&["exec", &c, "cat", "/tmp/in.txt"]).ok().out(),
+        "hostdata"
+    );
+    env.docker(&[
+        "cp",
+        &format!("{c}:/tmp/out.txt"),
+        hp.join("out.txt").to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(hp.join("out.txt")).unwrap(),
+        "inside\n"
+    );
+    // Directories copy recursively.
+    env.docker(&["cp", &format!("{c}:/tmp/d"), hp.join("d").to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        std::fs::read_to_string(hp.join("d/sub/f")).unwrap(),
+        "deep\n"
+    );
+    // Works on stopped containers too.
+    env.docker(&["kill", &c]).ok();
+    env.docker(&[
+        "cp",
+        &format!("{c}:/tmp/in.txt"),
+        hp.join("back.txt").to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(hp.join("back.txt")).unwrap(),
+        "hostdata\n"
+    );
+}
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn cp_of_missing_path_fails() {
+    let env = Env::new();
+    let c = env.sleeper("cp-missing", &[]);
+    let host = tempfile::tempdir().unwrap();
+    let out = env.docker(&["cp", &format!("{c}:/nope"), host.path().to_str().unwrap()]);
+    out.failed();
+    assert_contains(
+        &out.stderr,
+        &format!("Could not find the file /nope in container {c}"),
+    );
+    let src = host.path().join("x");
+    std::fs::write(&src, "x").unwrap();
+    let out = env.docker(&[
+        "cp",
+        src.to_str().unwrap(),
+        &format!("{c}:/nonexistent/dir/x"),
+    ]);
+    out.failed();
+    assert_contains(
+        &out.stderr,
+        &format!("Could not find the file /nonexistent/dir in container {c}"),
+    );
+}
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn cp_resolves_symlinks_inside_the_container_root() {
+    let env = Env::new();
+    let c = env.name("cp-escape");
+    env.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &c,
+        "--network",
+        "none",
+        &env.image,
+        "sh",
+        "-c",
+        "ln -s ../../../../../../etc /tmp/etclink; ln -s /etc/passwd /tmp/pwlink; \
+         ln -s / /tmp/rootlink; sleep 1000",
+    ])
+    .ok();
+    corral_testkit::assert_eventually!(env
+        .docker(&["exec", &c, "test", "-L", "/tmp/rootlink"])
+        .success());
+    let host = tempfile::tempdir().unwrap();
+    let hp = host.path();
+    let marker = format!("e2e-evil-{}", std::process::id());
+
+    // Copying in through a symlink that points "above" / lands inside the container.
+    std::fs::write(hp.join("evil"), "evil\n").unwrap();
+    env.docker(&[
+        "cp",
+        hp.join("evil").to_str().unwrap(),
+        &format!("{c}:/tmp/etclink/{marker}"),
+    ])
+    .ok();
+    assert!(
+        !std::path::Path::new("/etc").join(&marker).exists(),
+        "cp wrote to the host /etc"
+    );
+    env.docker(&["exec", &c, "test", "-f", &format!("/etc/{marker}")])
+        .ok();
+    env.docker(&[
+        "cp",
+        hp.join("evil").to_str().unwrap(),
+        &format!("{c}:/tmp/rootlink/{marker}"),
+    ])
+    .ok();
+    assert!(
+        !std::path::Path::new("/").join(&marker).exists(),
+        "cp wrote to the host /"
+    );
+
+    // Copying out through such a symlink reads the container's file, not the host's.
+    env.docker(&[
+        "cp",
+        &format!("{c}:/tmp/etclink/passwd"),
+        hp.join("pw").to_str().unwrap(),
+    ])
+    .ok();
+    let pw = std::fs::read_to_string(hp.join("pw")).unwrap();
+    assert_contains(&pw, "app:x:1000:1000:app:/home/app:/bin/sh");
+    // The last path element is copied as the symlink itself, never followed to the host.
+    env.docker(&[
+        "cp",
+        &format!("{c}:/tmp/pwlink"),
+        hp.join("pwlink").to_str().unwrap(),
+    ])
+    .ok();
+    let meta = std::fs::symlink_metadata(hp.join("pwlink")).unwrap();
+    assert!(meta.file_type().is_symlink());
+    assert_eq!(
+        std::fs::read_link(hp.join("pwlink")).unwrap(),
+        std::path::Path::new("/etc/passwd")
+    );
+}

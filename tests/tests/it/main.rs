@@ -1,0 +1,13 @@
+//! Docker-compatibility suite. Engine-agnostic: `CORRAL_TEST_SUBJECT=corral|docker` picks the
+//! engine (default corral). Every expectation here was first checked against the reference
+//! dockerd 20.10 with `CORRAL_TEST_SUBJECT=docker`.
+//!
+//! All tests need root (each starts a registry and its own engine) and are ignored by default:
+//! `cargo test -p corral-e2e -- --include-ignored`.
+
+mod common;
+mod files;
+mod images;
+mod isolation;
+mod lifecycle;
+mod run;
