@@ -14,4 +14,4 @@ mod local;
 pub use api::*;
 pub use error::{Error, Result};
 pub use events::{Event, EventBus};
-pub use local::{EngineConfig, LocalEngine, RuntimeConfig};
+pub use local::{EngineConfig, LocalEngine, RuntimeConfig, MAX_RUN_DIR_LEN};

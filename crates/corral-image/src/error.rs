@@ -91,6 +91,19 @@ pub enum Error {
         /// The error text.
         message: String,
     },
+    /// An image tarball (`docker load`) that is malformed or disagrees with itself.
+    #[error("invalid image archive: {0}")]
+    InvalidArchive(String),
+    /// A registry refused a login check (dockerd's text).
+    #[error("login attempt to {url} failed with status: {status}")]
+    LoginFailed {
+        /// The `/v2/` URL that was checked.
+        url: String,
+        /// The HTTP status line, `401 Unauthorized`.
+        status: String,
+        /// Whether the registry rejected the credentials (401/403).
+        unauthorized: bool,
+    },
     /// A container id that cannot name a snapshot directory.
     #[error("invalid container id {0:?}")]
     InvalidId(String),
@@ -147,7 +160,11 @@ impl Classify for Error {
             | Error::UnsupportedMediaType(_)
             | Error::UnsupportedManifest { .. }
             | Error::InvalidConfig { .. }
+            | Error::InvalidArchive(_)
             | Error::InvalidId(_) => ErrorKind::InvalidInput,
+            Error::LoginFailed {
+                unauthorized: true, ..
+            } => ErrorKind::Unauthorized,
             Error::Oci(e) => e.kind(),
             Error::BlobNotFound(_)
             | Error::LayerNotFound(_)
@@ -155,9 +172,11 @@ impl Classify for Error {
             | Error::NoMatchingPlatform { .. } => ErrorKind::NotFound,
             Error::Unauthorized { .. } => ErrorKind::Unauthorized,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
-            Error::Registry { .. } | Error::Io { .. } | Error::Mount { .. } | Error::Task(_) => {
-                ErrorKind::Internal
-            }
+            Error::Registry { .. }
+            | Error::LoginFailed { .. }
+            | Error::Io { .. }
+            | Error::Mount { .. }
+            | Error::Task(_) => ErrorKind::Internal,
         }
     }
 }

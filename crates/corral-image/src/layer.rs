@@ -206,7 +206,7 @@ impl LayerStore {
 }
 
 /// Detects gzip and zstd by their magic numbers (RFC 1952, RFC 8878).
-fn sniff<R: Read>(reader: &mut BufReader<R>) -> std::io::Result<Compression> {
+pub(crate) fn sniff<R: Read>(reader: &mut BufReader<R>) -> std::io::Result<Compression> {
     use std::io::BufRead;
     let head = reader.fill_buf()?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
@@ -218,7 +218,7 @@ fn sniff<R: Read>(reader: &mut BufReader<R>) -> std::io::Result<Compression> {
     })
 }
 
-fn decompressor<'a, R: std::io::BufRead + 'a>(
+pub(crate) fn decompressor<'a, R: std::io::BufRead + 'a>(
     compression: Compression,
     reader: R,
 ) -> std::io::Result<Box<dyn Read + 'a>> {

@@ -53,7 +53,7 @@ impl std::fmt::Debug for RegistryAuth {
 }
 
 impl RegistryAuth {
-    fn to_oci(&self) -> oci_client::secrets::RegistryAuth {
+    pub(crate) fn to_oci(&self) -> oci_client::secrets::RegistryAuth {
         use oci_client::secrets::RegistryAuth as A;
         match self {
             RegistryAuth::Anonymous => A::Anonymous,
@@ -197,14 +197,7 @@ impl Puller {
     /// Whether `registry` is reached over plain HTTP: loopback hosts and the configured
     /// insecure registries.
     pub fn is_insecure(&self, registry: &str) -> bool {
-        let host = registry_host(registry);
-        host == "localhost"
-            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-            || self
-                .config
-                .insecure_registries
-                .iter()
-                .any(|r| r == registry || r == host)
+        is_insecure_registry(registry, &self.config.insecure_registries)
     }
 
     /// Pulls `reference`: resolves it for the configured platform, verifies every blob's
@@ -542,15 +535,24 @@ fn stream_error(e: Error, reference: &Reference) -> Error {
     }
 }
 
+/// Whether `registry` is reached over plain HTTP: loopback hosts and those in `insecure`
+/// (matched as `host:port` or bare `host`), as dockerd treats them.
+pub fn is_insecure_registry(registry: &str, insecure: &[String]) -> bool {
+    let host = registry_host(registry);
+    host == "localhost"
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || insecure.iter().any(|r| r == registry || r == host)
+}
+
 /// `host` of `host[:port]` or `[v6]:port`.
-fn registry_host(registry: &str) -> &str {
+pub(crate) fn registry_host(registry: &str) -> &str {
     if let Some(rest) = registry.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }
     registry.rsplit_once(':').map_or(registry, |(h, _)| h)
 }
 
-fn to_oci_ref(r: &Reference) -> oci_client::Reference {
+pub(crate) fn to_oci_ref(r: &Reference) -> oci_client::Reference {
     let (reg, repo) = (r.registry().to_owned(), r.repository().to_owned());
     match (r.tag(), r.digest()) {
         (Some(t), Some(d)) => {
@@ -614,7 +616,11 @@ fn diff_ids(config: &serde_json::Value) -> std::result::Result<Vec<Digest>, Stri
 }
 
 /// Classifies an `oci-client` failure the way Docker reports it.
-fn map_oci_error(e: OciDistributionError, reference: &Reference, what: &'static str) -> Error {
+pub(crate) fn map_oci_error(
+    e: OciDistributionError,
+    reference: &Reference,
+    what: &'static str,
+) -> Error {
     let registry = reference.registry().to_owned();
     let not_found = || Error::ManifestNotFound {
         reference: reference.familiar(),
@@ -687,7 +693,7 @@ fn map_oci_error(e: OciDistributionError, reference: &Reference, what: &'static 
 }
 
 /// `e: cause: cause`, so a connect error shows the refused address or DNS failure.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {

@@ -39,24 +39,23 @@ const PAX_XATTR_PREFIX: &str = "SCHILY.xattr.";
 pub(crate) struct Extracted {
     /// SHA-256 of the uncompressed tar stream (the layer's diff_id).
     pub(crate) diff_id: Digest,
-    /// Length of the uncompressed tar stream.
+    /// Bytes of file content in the layer (what `docker history` and `images` report as a
+    /// layer's size: moby's diff size, not the tar's length).
     pub(crate) size: u64,
     /// Entries that were skipped as unsafe or unsupported.
     pub(crate) skipped: usize,
 }
 
-/// Hashes and counts everything read through it.
+/// Hashes everything read through it.
 struct HashingReader<R> {
     inner: R,
     hasher: sha2::Sha256,
-    count: u64,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.count += n as u64;
         Ok(n)
     }
 }
@@ -67,10 +66,10 @@ pub(crate) fn extract<R: Read>(reader: R, dest: &Path) -> Result<Extracted> {
     let mut hr = HashingReader {
         inner: reader,
         hasher: sha2::Sha256::new(),
-        count: 0,
     };
     let mut dirs = Vec::new();
     let mut skipped = 0;
+    let mut content = 0u64;
     {
         let mut archive = tar::Archive::new(&mut hr);
         let entries = archive
@@ -78,6 +77,9 @@ pub(crate) fn extract<R: Read>(reader: R, dest: &Path) -> Result<Extracted> {
             .map_err(Error::io("read layer tar for", dest))?;
         for entry in entries {
             let mut entry = entry.map_err(Error::io("read layer tar entry for", dest))?;
+            if entry.header().entry_type().is_file() {
+                content += entry.header().size().unwrap_or(0);
+            }
             match extract_entry(&mut entry, dest, &mut dirs)? {
                 Outcome::Done => {}
                 Outcome::Skipped => skipped += 1,
@@ -94,7 +96,7 @@ pub(crate) fn extract<R: Read>(reader: R, dest: &Path) -> Result<Extracted> {
     let digest = Digest::from_sha256_bytes(&hr.hasher.finalize());
     Ok(Extracted {
         diff_id: digest,
-        size: hr.count,
+        size: content,
         skipped,
     })
 }

@@ -90,6 +90,14 @@ fn config(args: &ServerArgs) -> anyhow::Result<EngineConfig> {
             args.instance
         );
     }
+    let run_dir_len = args.run_dir.as_os_str().len();
+    if run_dir_len > corral_engine::MAX_RUN_DIR_LEN {
+        bail!(
+            "--run-dir {} is too long ({run_dir_len} bytes, at most {}): shim socket paths under it would not fit in a unix socket address",
+            args.run_dir.display(),
+            corral_engine::MAX_RUN_DIR_LEN
+        );
+    }
     let mut runtimes = BTreeMap::new();
     runtimes.insert("libcontainer".to_owned(), RuntimeConfig::Libcontainer);
     if let Some(runc) = find_on_path("runc") {

@@ -912,14 +912,10 @@ impl LocalEngine {
         let rec = entry.snapshot();
         if rec.state.status.is_alive() {
             if !force {
-                let what = if rec.state.status == ContainerStatus::Paused {
-                    "paused"
-                } else {
-                    "running"
-                };
+                // dockerd 20.10's wording (the reference the tests are checked against).
                 return Err(Error::Conflict(format!(
-                    "cannot remove container \"/{}\": container is {what}: stop the container before removing or force remove",
-                    rec.name
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    rec.id
                 )));
             }
             if let Ok(shim) = self.live_shim(&entry) {

@@ -103,7 +103,19 @@ impl LocalEngine {
         });
         let pulled = self.inner.puller.pull(&r, &registry_auth(&creds), tx).await;
         let _ = forward.await;
-        let pulled = pulled?;
+        let pulled = pulled.map_err(|e| {
+            use corral_core::error::Classify;
+            if e.kind() != corral_core::ErrorKind::Unauthorized {
+                return Error::from(e);
+            }
+            // dockerd reports a registry's refusal during pull as a plain failure (500),
+            // not 401: the docker CLI would otherwise prompt for a login interactively.
+            if registry_auth(&creds) == RegistryAuth::Anonymous {
+                Error::Internal(format!("{}: no basic auth credentials", r.registry()))
+            } else {
+                Error::Internal(e.to_string())
+            }
+        })?;
         let id = pulled.config_digest.to_string();
         let existed = self.inner.images.read().get(&id).cloned();
         let mut rec = existed.clone().unwrap_or_else(|| ImageRecord {
@@ -192,62 +204,104 @@ impl LocalEngine {
         Ok(())
     }
 
-    fn image_in_use(&self, id: &str) -> Option<(String, bool)> {
-        self.inner.containers.read().values().find_map(|e| {
-            let r = e.record.lock();
-            (r.image_id == id).then(|| (r.id.short().to_owned(), r.state.status.is_alive()))
-        })
+    /// A container using image `id`, running ones first: (short id, running).
+    fn image_user(&self, id: &str) -> Option<(String, bool)> {
+        let all = self.inner.containers.read();
+        let mut users: Vec<(String, bool)> = all
+            .values()
+            .filter_map(|e| {
+                let r = e.record.lock();
+                (r.image_id == id).then(|| (r.id.short().to_owned(), r.state.status.is_alive()))
+            })
+            .collect();
+        users.sort_by_key(|(_, running)| !running);
+        users.into_iter().next()
     }
 
+    /// `docker rmi`, following dockerd's `ImageDelete`: removing by reference untags and
+    /// deletes the image only with its last reference; removing by id deletes it. A running
+    /// user blocks deletion even with force; a stopped one unless forced.
     pub(crate) async fn remove_image(&self, name: &str, force: bool) -> Result<Vec<ImageDeleted>> {
         let img = self.lookup_image(name)?;
+        let short = img.id.trim_start_matches("sha256:")[..12].to_owned();
         let mut out = Vec::new();
-        // Removing by tag only untags while other references remain.
-        let by_ref = Reference::parse(name).ok().filter(|r| {
-            let fam = r.familiar();
-            img.repo_tags.contains(&fam)
-                || r.digest().is_some_and(|d| {
-                    img.repo_digests
-                        .contains(&format!("{}@{}", r.familiar_name(), d))
-                })
-        });
+        let by_id = {
+            let hex = name.trim_start_matches("sha256:");
+            hex.len() >= 1
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                && img.id.trim_start_matches("sha256:").starts_with(hex)
+        };
         let mut rec = img.clone();
-        if let Some(r) = &by_ref {
-            if rec.repo_tags.len() > 1 && r.digest().is_none() {
-                let fam = r.familiar();
-                rec.repo_tags.retain(|t| *t != fam);
-                self.put_image(rec.clone()).await?;
-                out.push(ImageDeleted::Untagged(fam.clone()));
-                self.image_event(&rec, "untag", &fam);
+        if !by_id {
+            let r = Reference::parse(name).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            if !force {
+                if let Some((cid, _)) = self.image_user(&img.id) {
+                    return Err(Error::Conflict(format!(
+                        "conflict: unable to remove repository reference \"{name}\" (must force) - container {cid} is using its referenced image {short}"
+                    )));
+                }
+            }
+            let removed = match r.digest() {
+                Some(d) => format!("{}@{}", r.familiar_name(), d),
+                None => r.familiar(),
+            };
+            rec.repo_tags.retain(|t| *t != removed);
+            rec.repo_digests.retain(|t| *t != removed);
+            out.push(ImageDeleted::Untagged(removed.clone()));
+            self.image_event(&rec, "untag", &removed);
+            // Digest references of a repository go with its last tag, as in dockerd.
+            let repo = r.familiar_name();
+            if !rec
+                .repo_tags
+                .iter()
+                .any(|t| t.rsplit_once(':').is_some_and(|(n, _)| n == repo))
+            {
+                let gone: Vec<String> = rec
+                    .repo_digests
+                    .iter()
+                    .filter(|d| d.starts_with(&format!("{repo}@")))
+                    .cloned()
+                    .collect();
+                rec.repo_digests.retain(|d| !gone.contains(d));
+                out.extend(gone.into_iter().map(ImageDeleted::Untagged));
+            }
+            if !rec.repo_tags.is_empty()
+                || !rec.repo_digests.is_empty()
+                || self.image_user(&img.id).is_some()
+            {
+                self.put_image(rec).await?;
                 return Ok(out);
             }
-        } else if rec.repo_tags.len() > 1 && !force {
-            return Err(Error::Conflict(format!(
-                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                &img.id.trim_start_matches("sha256:")[..12]
-            )));
-        }
-        if let Some((cid, running)) = self.image_in_use(&img.id) {
-            if !force || running {
-                let what = if running { "running" } else { "stopped" };
+        } else {
+            if rec.repo_tags.len() > 1 && !force {
                 return Err(Error::Conflict(format!(
-                    "conflict: unable to {} {} (must be forced) - image is being used by {what} container {cid}",
-                    if by_ref.is_some() { "remove repository reference" } else { "delete" },
-                    if let Some(r) = &by_ref { format!("\"{}\"", r.familiar()) } else { img.id.trim_start_matches("sha256:")[..12].to_owned() },
+                    "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
                 )));
             }
-            // Forced removal of an image used by a stopped container only untags it.
-            for t in std::mem::take(&mut rec.repo_tags) {
-                out.push(ImageDeleted::Untagged(t));
+            match self.image_user(&img.id) {
+                Some((cid, true)) => {
+                    return Err(Error::Conflict(format!(
+                        "conflict: unable to delete {short} (cannot be forced) - image is being used by running container {cid}"
+                    )))
+                }
+                Some((cid, false)) if !force => {
+                    return Err(Error::Conflict(format!(
+                        "conflict: unable to delete {short} (must be forced) - image is being used by stopped container {cid}"
+                    )))
+                }
+                Some((_, false)) => {
+                    // Forced: the references go; the image stays for its stopped container.
+                    for t in std::mem::take(&mut rec.repo_tags).into_iter().chain(std::mem::take(&mut rec.repo_digests)) {
+                        out.push(ImageDeleted::Untagged(t));
+                    }
+                    self.put_image(rec).await?;
+                    return Ok(out);
+                }
+                None => {}
             }
-            self.put_image(rec).await?;
-            return Ok(out);
-        }
-        for t in &img.repo_tags {
-            out.push(ImageDeleted::Untagged(t.clone()));
-        }
-        for d in &img.repo_digests {
-            out.push(ImageDeleted::Untagged(d.clone()));
+            for t in rec.repo_tags.iter().chain(rec.repo_digests.iter()) {
+                out.push(ImageDeleted::Untagged(t.clone()));
+            }
         }
         self.delete_image_record(&img).await?;
         out.push(ImageDeleted::Deleted(img.id.clone()));
@@ -318,7 +372,7 @@ impl LocalEngine {
         let mut out = Vec::new();
         let mut freed = 0;
         for img in candidates {
-            if self.image_in_use(&img.id).is_some() {
+            if self.image_user(&img.id).is_some() {
                 continue;
             }
             for t in &img.repo_tags {
@@ -339,7 +393,14 @@ impl LocalEngine {
             .and_then(|h| h.as_array())
             .cloned()
             .unwrap_or_default();
-        let mut layer_sizes = img.layers.iter().map(|l| l.size);
+        let layer_store = self.inner.image_store.layers();
+        let diff_size = |diff_id: &str| {
+            Digest::parse(diff_id)
+                .ok()
+                .and_then(|d| layer_store.size(&d).ok())
+                .unwrap_or(0)
+        };
+        let mut layer_sizes = img.layers.iter().map(|l| diff_size(&l.diff_id));
         let mut out: Vec<HistoryEntry> = hist
             .iter()
             .map(|h| {
@@ -383,7 +444,7 @@ impl LocalEngine {
                     id: "<missing>".into(),
                     created: img.created.timestamp(),
                     created_by: String::new(),
-                    size: l.size,
+                    size: diff_size(&l.diff_id),
                     comment: String::new(),
                     tags: Vec::new(),
                 })

@@ -58,6 +58,14 @@ pub struct EngineConfig {
     pub log_max_files: u32,
 }
 
+/// Per-container runtime state lives in `<run-dir>/c/<id>`: short, because the shim's
+/// socket path inside it must fit in `sockaddr_un` (108 bytes, unix(7)).
+const STATE_SUBDIR: &str = "c";
+
+/// The longest `--run-dir` whose shim socket paths (`<run-dir>/c/<64 hex>/shim.sock`) fit
+/// in `sockaddr_un.sun_path` with its terminating NUL.
+pub const MAX_RUN_DIR_LEN: usize = 107 - "/c/".len() - 64 - "/shim.sock".len();
+
 /// What a waiter sees of a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct RunState {
@@ -138,7 +146,7 @@ impl LocalEngine {
         for d in [
             cfg.data_dir.clone(),
             cfg.data_dir.join("containers"),
-            cfg.run_dir.join("containers"),
+            cfg.run_dir.join(STATE_SUBDIR),
         ] {
             std::fs::create_dir_all(&d).map_err(io(format!("creating {}", d.display())))?;
         }
@@ -220,7 +228,7 @@ impl LocalEngine {
     }
 
     pub(crate) fn state_dir(&self, id: &ContainerId) -> PathBuf {
-        self.inner.cfg.run_dir.join("containers").join(id.as_str())
+        self.inner.cfg.run_dir.join(STATE_SUBDIR).join(id.as_str())
     }
 
     pub(crate) fn log_path(&self, id: &ContainerId) -> PathBuf {

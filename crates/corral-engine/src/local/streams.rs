@@ -236,7 +236,9 @@ impl LocalEngine {
         }
     }
 
-    pub(crate) async fn top(&self, name: &str, _ps_args: Option<&str>) -> Result<ProcessList> {
+    /// `docker top`: runs the host's `ps` with the client's arguments (default `-ef`) and
+    /// keeps the rows of the container's processes, as dockerd does.
+    pub(crate) async fn top(&self, name: &str, ps_args: Option<&str>) -> Result<ProcessList> {
         let entry = self.lookup(name)?;
         let rec = entry.snapshot();
         let shim = entry.shim.lock().clone();
@@ -247,62 +249,66 @@ impl LocalEngine {
             )));
         };
         let pids = shim.state().await?.pids;
-        let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"];
-        let mut rows = Vec::new();
-        for pid in pids {
-            if let Some(row) = ps_row(pid) {
-                rows.push(row);
-            }
+        let args: Vec<&str> = ps_args.unwrap_or("-ef").split_whitespace().collect();
+        let out = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tokio::process::Command::new("ps").args(&args).output(),
+        )
+        .await
+        .map_err(|_| Error::Internal("ps timed out".into()))?
+        .map_err(|e| Error::Internal(format!("running ps: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::Internal(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
-        Ok(ProcessList {
-            titles: titles.iter().map(|s| s.to_string()).collect(),
-            processes: rows,
-        })
+        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
     }
 }
 
-/// One `ps -ef` style row from `/proc/<pid>`.
-fn ps_row(pid: i32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    // Fields after the parenthesised comm (which may contain spaces).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ppid = f.get(1)?.to_string();
-    let ticks = 100u64;
-    let utime: u64 = f.get(11)?.parse().ok()?;
-    let stime: u64 = f.get(12)?.parse().ok()?;
-    let secs = (utime + stime) / ticks;
-    let uid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("0")
-        .to_owned();
-    let mut cmd: String = cmdline
-        .split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if cmd.is_empty() {
-        let comm = &stat[stat.find('(')? + 1..stat.rfind(')')?];
-        cmd = format!("[{comm}]");
+/// Keeps the rows of `ps` output whose PID column is one of `pids`; the last column takes
+/// the rest of the line (commands contain spaces).
+pub(crate) fn parse_ps(output: &str, pids: &[i32]) -> Result<ProcessList> {
+    let mut lines = output.lines();
+    let header = lines.next().unwrap_or_default();
+    let titles: Vec<String> = header.split_whitespace().map(str::to_owned).collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| Error::InvalidInput("Couldn't find PID field in ps output".into()))?;
+    let mut processes = Vec::new();
+    for line in lines {
+        let mut fields: Vec<String> = Vec::with_capacity(titles.len());
+        let mut rest = line.trim_start();
+        while fields.len() + 1 < titles.len() {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            fields.push(rest[..end].to_owned());
+            rest = rest[end..].trim_start();
+        }
+        fields.push(rest.to_owned());
+        let pid: Option<i32> = fields.get(pid_col).and_then(|p| p.parse().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            processes.push(fields);
+        }
     }
-    Some(vec![
-        uid,
-        pid.to_string(),
-        ppid,
-        "0".into(),
-        "-".into(),
-        "?".into(),
-        format!(
-            "{:02}:{:02}:{:02}",
-            secs / 3600,
-            (secs / 60) % 60,
-            secs % 60
-        ),
-        cmd,
-    ])
+    Ok(ProcessList { titles, processes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ps_rows_are_filtered_by_pid_and_keep_spaces_in_commands() {
+        let out = "UID          PID    PPID  C STIME TTY          TIME CMD\n\
+root           1       0  0 10:00 ?        00:00:01 /sbin/init splash\n\
+root        4242    4240  0 10:01 ?        00:00:00 sleep 1000 now\n";
+        let p = parse_ps(out, &[4242]).unwrap();
+        assert_eq!(p.titles.len(), 8);
+        assert_eq!(p.processes.len(), 1);
+        assert_eq!(p.processes[0][1], "4242");
+        assert_eq!(p.processes[0][7], "sleep 1000 now");
+        assert!(parse_ps("A B\n1 2\n", &[1]).is_err());
+    }
 }

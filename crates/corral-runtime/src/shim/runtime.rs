@@ -77,6 +77,15 @@ pub fn docker_create_message(message: &str) -> String {
             );
         }
     }
+    // libcontainer: "executable '/x' at path '"/x"' does not have correct permissions".
+    if let Some(start) = message.find("executable '") {
+        let rest = &message[start + "executable '".len()..];
+        if rest.contains("does not have correct permissions") {
+            if let Some(end) = rest.find('\'') {
+                return format!("exec: \"{}\": permission denied", &rest[..end]);
+            }
+        }
+    }
     // runc: `... exec: "x": executable file not found in $PATH`.
     if let Some(start) = message.find("exec: \"") {
         if message[start..].contains("executable file not found") {
@@ -111,6 +120,15 @@ pub fn docker_exec_message(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libcontainer_permission_errors_read_like_docker() {
+        let m = docker_create_message(
+            "exec process failed with error error in executing process : executable '/etc/passwd' at path '\"/etc/passwd\"' does not have correct permissions",
+        );
+        assert_eq!(m, r#"exec: "/etc/passwd": permission denied"#);
+        assert_eq!(crate::shim::create_failure_exit_code(&m), 126);
+    }
 
     #[test]
     fn exec_failures_read_like_docker() {
