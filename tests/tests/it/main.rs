@@ -6,6 +6,7 @@
 //! `cargo test -p corral-e2e -- --include-ignored`.
 
 mod common;
+mod corral_cli;
 mod files;
 mod images;
 mod isolation;

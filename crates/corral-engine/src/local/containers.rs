@@ -645,29 +645,34 @@ impl LocalEngine {
         let this = self.clone();
         self.inner.tasks.lock().spawn(async move {
             let status = match shim.wait().await {
-                Ok(s) => ExitStatus {
-                    code: i64::from(s.code),
-                    oom_killed: s.oom_killed,
-                },
+                Ok(s) => Some(s),
                 Err(e) => {
                     tracing::warn!(error = %e, "lost the shim; reading its exit file");
-                    match ShimClient::read_exit(shim.state_dir()).await.ok().flatten() {
-                        Some(s) => ExitStatus {
-                            code: i64::from(s.code),
-                            oom_killed: s.oom_killed,
-                        },
-                        None => ExitStatus {
-                            code: 255,
-                            oom_killed: false,
-                        },
-                    }
+                    ShimClient::read_exit(shim.state_dir()).await.ok().flatten()
                 }
             };
             this.record_exit(&entry, status).await;
         });
     }
 
-    pub(crate) async fn record_exit(&self, entry: &Arc<Entry>, status: ExitStatus) {
+    /// Records how a run ended: the shim's exit record, or (when the shim vanished without
+    /// one) code 255 at the current time.
+    pub(crate) async fn record_exit(
+        &self,
+        entry: &Arc<Entry>,
+        exit: Option<corral_runtime::shim::ExitStatus>,
+    ) {
+        let status = exit.map_or(
+            ExitStatus {
+                code: 255,
+                oom_killed: false,
+            },
+            |s| ExitStatus {
+                code: i64::from(s.code),
+                oom_killed: s.oom_killed,
+            },
+        );
+        let finished_at = exit.map_or_else(Utc::now, |s| s.finished_at);
         *entry.shim.lock() = None;
         let id = entry.record.lock().id.clone();
         if let Err(e) = self.inner.snapshots.unmount(id.as_str()) {
@@ -680,7 +685,7 @@ impl LocalEngine {
                 r.state.oom_killed = status.oom_killed;
                 r.state.pid = 0;
                 r.state.shim_pid = 0;
-                r.state.finished_at = Some(Utc::now());
+                r.state.finished_at = Some(finished_at);
             })
             .await;
         if let Err(e) = res {
@@ -988,20 +993,10 @@ impl LocalEngine {
                 self.spawn_monitor(entry, shim);
             }
             Err(e) => {
-                let status = ShimClient::read_exit(&dir)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|s| ExitStatus {
-                        code: i64::from(s.code),
-                        oom_killed: s.oom_killed,
-                    })
-                    .unwrap_or(ExitStatus {
-                        code: 255,
-                        oom_killed: false,
-                    });
-                tracing::info!(container = %rec.id, error = %e, code = status.code, "container ended while the daemon was away");
-                self.record_exit(&entry, status).await;
+                let exit = ShimClient::read_exit(&dir).await.ok().flatten();
+                let code = exit.map_or(255, |s| s.code);
+                tracing::info!(container = %rec.id, error = %e, code, "container ended while the daemon was away");
+                self.record_exit(&entry, exit).await;
             }
         }
     }
