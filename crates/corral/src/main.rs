@@ -49,7 +49,20 @@ fn main() -> ExitCode {
         let code = corral_runtime::shim::shim_main(raw[2..].iter().cloned());
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            // docker exits 125 for bad flags; help and version are not errors.
+            return match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+                _ => ExitCode::from(125),
+            };
+        }
+    };
     match args.command {
         Command::Server(s) => server::run(s),
         Command::Shim { .. } => ExitCode::FAILURE,
