@@ -789,10 +789,11 @@ pub(crate) async fn attach(
     Ok(hijack::respond(req, io, version))
 }
 
+/// `?h=&w=` of the resize endpoints (containers and exec sessions).
 #[derive(Deserialize)]
 pub(crate) struct ResizeQuery {
-    h: Option<u16>,
-    w: Option<u16>,
+    pub(crate) h: Option<u16>,
+    pub(crate) w: Option<u16>,
 }
 
 pub(crate) async fn resize(

@@ -8,6 +8,7 @@ use corral_engine::ExecSpec;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::containers::ResizeQuery;
 use crate::error::{ApiError, ApiResult};
 use crate::hijack;
 use crate::version::ApiVersion;
@@ -88,12 +89,6 @@ pub(crate) async fn start(
             Ok(hijack::respond(req, io, version))
         }
     }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct ResizeQuery {
-    h: Option<u16>,
-    w: Option<u16>,
 }
 
 pub(crate) async fn resize(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use corral_core::{ContainerId, ContainerRecord, ContainerStatus};
-use corral_runtime::shim::{protocol, ShimClient, ShimError};
+use corral_runtime::shim::{ShimClient, ShimError};
 use corral_runtime::spec::{self, ResolvedUser};
 use futures::StreamExt;
 use parking_lot::Mutex;
@@ -355,44 +355,7 @@ fn prune(
 fn exec_output(read: OwnedReadHalf, exec: &Arc<ExecEntry>) -> BoxStream<OutputChunk> {
     let tty = exec.spec.tty;
     let (want_out, want_err) = (exec.spec.attach_stdout, exec.spec.attach_stderr);
-    let chunks = futures::stream::unfold(read, move |mut r| async move {
-        if tty {
-            use tokio::io::AsyncReadExt;
-            let mut buf = vec![0u8; 32 * 1024];
-            match r.read(&mut buf).await {
-                Ok(0) | Err(_) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((
-                        OutputChunk {
-                            stream: StreamKind::Stdout,
-                            data: Bytes::from(buf),
-                        },
-                        r,
-                    ))
-                }
-            }
-        } else {
-            match protocol::read_frame(&mut r).await {
-                Ok(Some((stream, data))) => {
-                    let stream = match stream {
-                        protocol::FrameStream::Stderr => StreamKind::Stderr,
-                        protocol::FrameStream::Stdin => StreamKind::Stdin,
-                        protocol::FrameStream::Stdout => StreamKind::Stdout,
-                    };
-                    Some((
-                        OutputChunk {
-                            stream,
-                            data: Bytes::from(data),
-                        },
-                        r,
-                    ))
-                }
-                _ => None,
-            }
-        }
-    })
-    .filter(move |chunk| {
+    let chunks = super::streams::shim_output(read, tty).filter(move |chunk| {
         let wanted = match chunk.stream {
             StreamKind::Stderr => want_err,
             _ => want_out,

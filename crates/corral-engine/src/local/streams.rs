@@ -107,43 +107,7 @@ impl LocalEngine {
             .await?;
         let (read, write) = stream.into_split();
         let tty = rec.spec.tty;
-        let output = futures::stream::unfold(read, move |mut r| async move {
-            if tty {
-                use tokio::io::AsyncReadExt;
-                let mut buf = vec![0u8; 32 * 1024];
-                match r.read(&mut buf).await {
-                    Ok(0) | Err(_) => None,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Some((
-                            OutputChunk {
-                                stream: StreamKind::Stdout,
-                                data: Bytes::from(buf),
-                            },
-                            r,
-                        ))
-                    }
-                }
-            } else {
-                match protocol::read_frame(&mut r).await {
-                    Ok(Some((stream, data))) => {
-                        let stream = match stream {
-                            protocol::FrameStream::Stderr => StreamKind::Stderr,
-                            protocol::FrameStream::Stdin => StreamKind::Stdin,
-                            _ => StreamKind::Stdout,
-                        };
-                        Some((
-                            OutputChunk {
-                                stream,
-                                data: Bytes::from(data),
-                            },
-                            r,
-                        ))
-                    }
-                    _ => None,
-                }
-            }
-        });
+        let output = shim_output(read, tty);
         Ok(AttachIo {
             output: Box::pin(output),
             input: stdin.then(|| Box::pin(write) as crate::api::BoxWrite),
@@ -265,6 +229,41 @@ impl LocalEngine {
         }
         parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
     }
+}
+
+/// Output read from a shim connection: frames as chunks, or raw bytes with a TTY. Ends at
+/// the connection's end (or a broken frame).
+pub(crate) fn shim_output(
+    read: tokio::net::unix::OwnedReadHalf,
+    tty: bool,
+) -> impl futures::Stream<Item = OutputChunk> + Send + 'static {
+    futures::stream::unfold(read, move |mut r| async move {
+        let chunk = if tty {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 32 * 1024];
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    OutputChunk {
+                        stream: StreamKind::Stdout,
+                        data: Bytes::from(buf),
+                    }
+                }
+            }
+        } else {
+            let (stream, data) = protocol::read_frame(&mut r).await.ok()??;
+            OutputChunk {
+                stream: match stream {
+                    protocol::FrameStream::Stderr => StreamKind::Stderr,
+                    protocol::FrameStream::Stdin => StreamKind::Stdin,
+                    protocol::FrameStream::Stdout => StreamKind::Stdout,
+                },
+                data: Bytes::from(data),
+            }
+        };
+        Some((chunk, r))
+    })
 }
 
 /// Keeps the rows of `ps` output whose PID column is one of `pids`; the last column takes
