@@ -81,14 +81,31 @@ pub(crate) async fn start(
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
-    let io = st.engine.exec_start(&id, b.detach).await?;
-    match io {
-        None => Ok(StatusCode::OK.into_response()),
-        Some(io) => {
-            let req = Request::from_parts(parts, axum::body::Body::empty());
-            Ok(hijack::respond(req, io, version))
-        }
+    if b.detach {
+        st.engine.exec_start(&id, true).await?;
+        return Ok(StatusCode::OK.into_response());
     }
+    // Unknown or already-run sessions are plain HTTP errors; the process itself starts
+    // after the hijack (see `hijack::respond_deferred`).
+    let state = st.engine.exec_inspect(&id).await?;
+    if state.running || state.exit_code.is_some() {
+        return Err(ApiError::from(corral_engine::Error::Conflict(format!(
+            "Error: Exec command {id} has already run"
+        ))));
+    }
+    let req = Request::from_parts(parts, axum::body::Body::empty());
+    let engine = st.engine.clone();
+    Ok(hijack::respond_deferred(
+        req,
+        state.tty,
+        version,
+        async move {
+            engine
+                .exec_start(&id, false)
+                .await?
+                .ok_or_else(|| corral_engine::Error::Internal("exec session has no streams".into()))
+        },
+    ))
 }
 
 pub(crate) async fn resize(

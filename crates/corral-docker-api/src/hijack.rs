@@ -49,12 +49,33 @@ pub(crate) fn wants_upgrade(req: &Request) -> bool {
 
 /// Answers `req` by hijacking its connection and pumping `io` both ways. Without an
 /// `Upgrade` header the output is sent as a plain streaming body (no stdin).
-pub(crate) fn respond(mut req: Request, io: AttachIo, version: ApiVersion) -> Response {
+pub(crate) fn respond(req: Request, io: AttachIo, version: ApiVersion) -> Response {
     let tty = io.tty;
+    respond_deferred(req, tty, version, async move { Ok(io) })
+}
+
+/// Like [`respond`], but the session is opened by `start` only once the connection has been
+/// upgraded. Clients such as docker-py read the `101` response through a buffered reader
+/// and then switch to the raw socket, losing any bytes that arrived with the headers; a
+/// process started after the upgrade cannot write before the headers are out. A failure of
+/// `start` is written to the stream, as dockerd does once a connection is hijacked.
+pub(crate) fn respond_deferred<F>(
+    mut req: Request,
+    tty: bool,
+    version: ApiVersion,
+    start: F,
+) -> Response
+where
+    F: std::future::Future<Output = Result<AttachIo, corral_engine::Error>> + Send + 'static,
+{
     if !wants_upgrade(&req) {
-        let body = io
-            .output
-            .map(move |c| Ok::<_, std::io::Error>(frame(&c, tty)));
+        let body = futures::stream::once(start).flat_map(move |r| match r {
+            Ok(io) => io
+                .output
+                .map(move |c| Ok::<_, std::io::Error>(frame(&c, tty)))
+                .boxed(),
+            Err(e) => futures::stream::iter([Ok(Bytes::from(format!("{e}\r\n")))]).boxed(),
+        });
         let mut resp = Body::from_stream(body).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, content_type(tty));
@@ -63,13 +84,20 @@ pub(crate) fn respond(mut req: Request, io: AttachIo, version: ApiVersion) -> Re
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
-            Ok(u) => u,
+            Ok(u) => TokioIo::new(u),
             Err(e) => {
                 tracing::debug!(error = %e, "attach upgrade failed");
                 return;
             }
         };
-        pump(TokioIo::new(upgraded), io).await;
+        match start.await {
+            Ok(io) => pump(upgraded, io).await,
+            Err(e) => {
+                let mut conn = upgraded;
+                let _ = conn.write_all(format!("{e}\r\n").as_bytes()).await;
+                let _ = conn.shutdown().await;
+            }
+        }
     });
     let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let h = resp.headers_mut();
