@@ -329,3 +329,24 @@ fn volume_flag_creates_missing_bind_source() {
     .ok();
     assert!(src.is_dir(), "-v must create a missing host directory");
 }
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn init_flag_runs_docker_init_as_pid_1() {
+    let env = Env::new();
+    let out = env.docker(&[
+        "run",
+        "--rm",
+        "--init",
+        "--network",
+        "none",
+        &env.image,
+        "ps",
+    ]);
+    let text = out.ok().out().to_owned();
+    let pid1 = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("1"))
+        .unwrap_or_default();
+    assert!(pid1.ends_with("/sbin/docker-init -- ps"), "{text}");
+}

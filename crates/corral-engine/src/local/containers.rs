@@ -177,8 +177,10 @@ impl LocalEngine {
         if spec.host.port_bindings.values().any(|b| !b.is_empty()) || spec.host.publish_all_ports {
             return Err(Error::Unsupported("publishing ports (-p/-P)"));
         }
-        if spec.host.init {
-            return Err(Error::Unsupported("--init"));
+        if spec.host.init && init_binary().is_none() {
+            return Err(Error::InvalidInput(
+                "--init needs a static init binary (Debian package tini provides /usr/bin/tini-static); none was found".into(),
+            ));
         }
         if spec
             .host
@@ -462,6 +464,7 @@ impl LocalEngine {
         };
         input.mounts = Self::resolve_mounts(rec)?;
         input.features = host_features();
+        input.init = init_binary();
         let oci = spec::build_spec(&input).map_err(|e| Error::InvalidInput(e.to_string()))?;
         if let Some(p) = oci.process() {
             let (uid, gid) = (p.user().uid(), p.user().gid());
@@ -1048,6 +1051,18 @@ pub(crate) fn parse_size(s: &str) -> Option<u64> {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let bytes = (n * mult as f64).round() as u64;
     (n >= 0.0 && n.is_finite()).then_some(bytes)
+}
+
+/// The static init binary `--init` runs as pid 1 (tini, as Docker's docker-init is).
+fn init_binary() -> Option<PathBuf> {
+    [
+        "/usr/bin/tini-static",
+        "/usr/bin/docker-init",
+        "/usr/libexec/docker/docker-init",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
 }
 
 /// What this host lets containers have: cgroup layout, swap accounting, and the daemon's

@@ -12,8 +12,8 @@ pub enum SpecError {
     /// Neither the container nor its image names a command (Docker's message).
     #[error("no command specified")]
     NoCommand,
-    /// `--init` was asked for; Corral has no init binary yet.
-    #[error("init is not supported yet")]
+    /// `--init` was asked for but the daemon has no static init binary.
+    #[error("--init needs a static init binary (Debian package tini provides /usr/bin/tini-static); none was found")]
     InitNotSupported,
     /// The working directory is relative.
     #[error("the working directory '{path}' is invalid, it needs to be an absolute path")]

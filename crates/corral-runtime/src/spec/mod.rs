@@ -106,7 +106,13 @@ pub struct SpecInput<'a> {
     pub features: HostFeatures,
     /// Architecture to render seccomp for, Go spelling (`amd64`); defaults to the host's.
     pub arch: &'static str,
+    /// A static init binary on the host (tini) for `--init`: bind-mounted read-only at
+    /// [`INIT_PATH`] and run as pid 1 in front of the command, as Docker runs docker-init.
+    pub init: Option<PathBuf>,
 }
+
+/// Where `--init` mounts the init binary inside the container (Docker's path).
+pub const INIT_PATH: &str = "/sbin/docker-init";
 
 /// Parsed `--security-opt` values.
 #[derive(Debug, Clone, Default)]
@@ -154,6 +160,7 @@ impl<'a> SpecInput<'a> {
             mounts: Vec::new(),
             features: HostFeatures::default(),
             arch: host_arch(),
+            init: None,
         }
     }
 }
@@ -169,12 +176,20 @@ impl<'a> SpecInput<'a> {
 pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
     let spec = input.spec;
     let host = &spec.host;
-    if host.init {
-        return Err(SpecError::InitNotSupported);
-    }
+    let init = match (host.init, &input.init) {
+        (false, _) => None,
+        (true, Some(path)) => Some(path.clone()),
+        (true, None) => return Err(SpecError::InitNotSupported),
+    };
     let security = parse_security_opts(&host.security_opt)?;
 
     let mut proc_args = resolve_process(spec, input.image_config)?;
+    if init.is_some() {
+        // tini as pid 1: it reaps zombies and forwards signals to the command.
+        let mut args = vec![INIT_PATH.to_owned(), "--".to_owned()];
+        args.append(&mut proc_args.args);
+        proc_args.args = args;
+    }
     process::set_env(&mut proc_args.env, "HOSTNAME", &input.hostname);
     let user = resolve_user(input.rootfs, &proc_args.user_spec, &host.group_add)?;
     if !proc_args.env.iter().any(|e| process::env_key(e) == "HOME") {
@@ -231,13 +246,22 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
     };
     let namespaces = namespaces(&pid, &ipc, &input.network, input.features.cgroup_v2)?;
 
+    let mut user_mounts = input.mounts.clone();
+    if let Some(path) = &init {
+        user_mounts.push(ResolvedMount {
+            source: path.clone(),
+            destination: INIT_PATH.to_owned(),
+            kind: MountKind::Bind,
+            options: vec!["ro".to_owned()],
+        });
+    }
     let mounts = mounts::build_mounts(&mounts::MountPlan {
         privileged: host.privileged,
         readonly_rootfs: host.read_only_rootfs,
         ipc_host: ipc == NamespaceMode::Host,
         shm_size: host.shm_size,
         files: &input.network_files,
-        user: &input.mounts,
+        user: &user_mounts,
         tmpfs: &host.tmpfs,
     })?;
 

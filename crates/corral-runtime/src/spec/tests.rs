@@ -272,12 +272,32 @@ fn cap_add_sys_admin_opens_the_seccomp_mount_rules() {
 }
 
 #[test]
-fn init_is_refused_clearly() {
+fn init_without_a_binary_is_refused_clearly() {
     let mut spec = ContainerSpec::default();
     spec.host.init = true;
     let err = build(&spec).unwrap_err();
-    assert_eq!(err.to_string(), "init is not supported yet");
+    assert!(err.to_string().contains("tini-static"), "{err}");
     assert_eq!(err.kind(), corral_core::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn init_runs_tini_in_front_of_the_command() {
+    let mut spec = ContainerSpec::default();
+    spec.host.init = true;
+    let s = build_with(&spec, |i| i.init = Some("/usr/bin/tini-static".into())).unwrap();
+    let args = s.process().as_ref().unwrap().args().clone().unwrap();
+    assert_eq!(&args[..2], [INIT_PATH, "--"]);
+    let m = s
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.destination().to_str() == Some(INIT_PATH))
+        .expect("init mounted");
+    assert_eq!(
+        m.source().as_deref().and_then(|p| p.to_str()),
+        Some("/usr/bin/tini-static")
+    );
 }
 
 #[test]
