@@ -949,8 +949,16 @@ pub(crate) async fn stats(
         .map(|s| s == "1" || s == "true")
         .unwrap_or(true);
     let first = st.engine.stats(&id).await?;
-    if !streaming || flag(&q.one_shot) {
+    if flag(&q.one_shot) {
         return Ok(Json(first).into_response());
+    }
+    if !streaming {
+        // dockerd answers `stream=false` with a second sample a second later, so clients
+        // can compute CPU usage from `cpu_stats` minus `precpu_stats`.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let mut second = st.engine.stats(&id).await?;
+        second["precpu_stats"] = first["cpu_stats"].clone();
+        return Ok(Json(second).into_response());
     }
     let engine = st.engine.clone();
     let s = futures::stream::unfold(
@@ -1038,17 +1046,30 @@ pub(crate) struct CommitQuery {
 pub(crate) async fn commit(
     State(st): State<AppState>,
     Query(q): Query<CommitQuery>,
+    uri: axum::http::Uri,
     _headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let container = q.container.unwrap_or_default();
-    let config = if body.is_empty() {
+    let config: Option<Value> = if body.is_empty() {
         None
     } else {
         Some(
             serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?,
         )
+    };
+    // `--change` instructions apply on top of the given config (dockerd's
+    // `BuildFromConfig`); the engine then merges the container's config underneath.
+    let changes = crate::dockerfile::changes_in(&uri);
+    let config = if changes.is_empty() {
+        config
+    } else {
+        let mut m = config
+            .and_then(|c| c.as_object().cloned())
+            .unwrap_or_default();
+        crate::dockerfile::apply_changes(&mut m, &changes).map_err(ApiError::bad_request)?;
+        Some(Value::Object(m))
     };
     let id = st
         .engine

@@ -358,6 +358,7 @@ pub(crate) async fn create(
         }
     }
     if let Some(src) = q.from_src.as_deref() {
+        let uri = req.uri().clone();
         if src != "-" {
             return Err(ApiError::bad_request(
                 "importing from a URL is not supported; use fromSrc=-",
@@ -376,7 +377,17 @@ pub(crate) async fn create(
             (Some(r), _) => Some(r.to_owned()),
             _ => None,
         };
-        let config = q.message.map(|m| json!({"comment": m}));
+        let mut config = serde_json::Map::new();
+        if let Some(m) = q.message.filter(|m| !m.is_empty()) {
+            config.insert("comment".into(), json!(m));
+        }
+        let changes = crate::dockerfile::changes_in(&uri);
+        if !changes.is_empty() {
+            let mut c = serde_json::Map::new();
+            crate::dockerfile::apply_changes(&mut c, &changes).map_err(ApiError::bad_request)?;
+            config.insert("config".into(), Value::Object(c));
+        }
+        let config = (!config.is_empty()).then_some(Value::Object(config));
         let id = st
             .engine
             .import_image(Box::pin(reader), reference.as_deref(), config)
@@ -447,10 +458,10 @@ pub(crate) async fn post_dispatch(
         let engine = st.engine.clone();
         return progress_response(
             async move {
-                let digest = engine.push_image(&reference, creds, tx).await?;
+                let p = engine.push_image(&reference, creds, tx).await?;
                 Ok(vec![Progress {
                     id: String::new(),
-                    status: format!("latest: digest: {digest}"),
+                    status: format!("{}: digest: {} size: {}", p.tag, p.digest, p.size),
                     current: None,
                 }])
             },

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod containers;
+mod dockerfile;
 mod error;
 mod exec;
 mod filters;

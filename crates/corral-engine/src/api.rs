@@ -141,6 +141,17 @@ pub struct Created {
     pub warnings: Vec<String>,
 }
 
+/// What a push stored in the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// The tag pushed.
+    pub tag: String,
+    /// The manifest digest.
+    pub digest: String,
+    /// The manifest's size in bytes.
+    pub size: u64,
+}
+
 /// One entry of an image removal report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageDeleted {
@@ -288,7 +299,7 @@ pub trait Engine: Send + Sync + 'static {
         reference: &str,
         creds: Credentials,
         progress: mpsc::Sender<Progress>,
-    ) -> Result<String>;
+    ) -> Result<Pushed>;
     /// All images.
     async fn images(&self) -> Result<Vec<ImageRecord>>;
     /// One image.

@@ -18,6 +18,9 @@ pub enum Error {
     /// No exec session has this id.
     #[error("No such exec instance: {0}")]
     NoSuchExec(String),
+    /// A path or other object named in the request does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// The request conflicts with current state.
     #[error("{0}")]
     Conflict(String),
@@ -64,7 +67,8 @@ impl Classify for Error {
             Self::NoSuchContainer(_)
             | Self::NoSuchImage(_)
             | Self::NoSuchExec(_)
-            | Self::NoSuchNetwork(_) => ErrorKind::NotFound,
+            | Self::NoSuchNetwork(_)
+            | Self::NotFound(_) => ErrorKind::NotFound,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::InvalidInput(_) => ErrorKind::InvalidInput,
             Self::NotModified(_) => ErrorKind::NotModified,

@@ -105,9 +105,19 @@ pub async fn check_login(
             basic(username, password)
         }
         (Some(Challenge::Basic), RegistryAuth::RegistryToken(_)) => return Err(failed(status)),
-        (Some(Challenge::Bearer { realm, service, .. }), RegistryAuth::Basic { username, password }) => {
-            let token = fetch_token(&client, registry, &realm, service.as_deref(), username, password)
-                .await?;
+        (
+            Some(Challenge::Bearer { realm, service, .. }),
+            RegistryAuth::Basic { username, password },
+        ) => {
+            let token = fetch_token(
+                &client,
+                registry,
+                &realm,
+                service.as_deref(),
+                username,
+                password,
+            )
+            .await?;
             format!("Bearer {token}")
         }
     };
@@ -149,10 +159,12 @@ async fn fetch_token(
     let resp = client
         .get(url)
         .header(AUTHORIZATION, basic(username, password))
-        .send().await.map_err(|e| Error::Unavailable {
-        registry: registry.to_owned(),
-        message: error_chain(&e),
-    })?;
+        .send()
+        .await
+        .map_err(|e| Error::Unavailable {
+            registry: registry.to_owned(),
+            message: error_chain(&e),
+        })?;
     let status = resp.status();
     let body = resp.bytes().await.unwrap_or_default();
     if status != StatusCode::OK {
@@ -283,7 +295,10 @@ mod tests {
     #[test]
     fn normalises_server_addresses() {
         assert_eq!(login_registry("127.0.0.1:5000"), "127.0.0.1:5000");
-        assert_eq!(login_registry("http://127.0.0.1:5000/v2/"), "127.0.0.1:5000");
+        assert_eq!(
+            login_registry("http://127.0.0.1:5000/v2/"),
+            "127.0.0.1:5000"
+        );
         assert_eq!(
             login_registry("https://index.docker.io/v1/"),
             DOCKER_HUB_REGISTRY

@@ -12,7 +12,7 @@ use corral_oci::media_type;
 use corral_oci::{Digest, Reference};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
-use serde_json::json;
+use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc::Sender;
 
@@ -129,8 +129,10 @@ impl Pusher {
                     .await;
                 continue;
             }
-            self.upload_file(&client, &oci_ref, reference, digest, diff_id, *size, &progress)
-                .await?;
+            self.upload_file(
+                &client, &oci_ref, reference, digest, diff_id, *size, &progress,
+            )
+            .await?;
             let _ = progress
                 .send(PushProgress::Pushed {
                     diff_id: diff_id.clone(),
@@ -215,35 +217,32 @@ impl Pusher {
         let tx = progress.clone();
         let diff = diff_id.clone();
         let step = (size / 50).max(512 * 1024);
-        let stream = futures::stream::unfold(
-            (file, 0u64, 0u64),
-            move |(mut file, sent, last)| {
-                let tx = tx.clone();
-                let diff = diff.clone();
-                async move {
-                    let mut buf = vec![0u8; CHUNK];
-                    match file.read(&mut buf).await {
-                        Ok(0) => None,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            let sent = sent + n as u64;
-                            let mut last = last;
-                            if sent - last >= step || sent == size {
-                                last = sent;
-                                // Advisory: never block the upload on a slow reader.
-                                let _ = tx.try_send(PushProgress::Pushing {
-                                    diff_id: diff,
-                                    current: sent,
-                                    total: size,
-                                });
-                            }
-                            Some((Ok(Bytes::from(buf)), (file, sent, last)))
+        let stream = futures::stream::unfold((file, 0u64, 0u64), move |(mut file, sent, last)| {
+            let tx = tx.clone();
+            let diff = diff.clone();
+            async move {
+                let mut buf = vec![0u8; CHUNK];
+                match file.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        let sent = sent + n as u64;
+                        let mut last = last;
+                        if sent - last >= step || sent == size {
+                            last = sent;
+                            // Advisory: never block the upload on a slow reader.
+                            let _ = tx.try_send(PushProgress::Pushing {
+                                diff_id: diff,
+                                current: sent,
+                                total: size,
+                            });
                         }
-                        Err(e) => Some((Err(OciDistributionError::IoError(e)), (file, sent, last))),
+                        Some((Ok(Bytes::from(buf)), (file, sent, last)))
                     }
+                    Err(e) => Some((Err(OciDistributionError::IoError(e)), (file, sent, last))),
                 }
-            },
-        );
+            }
+        });
         client
             .push_blob_stream(oci_ref, stream, digest.as_str(), Some(size))
             .await
@@ -270,6 +269,15 @@ impl Pusher {
 /// Classifies a push failure; "not found" answers from the registry are refusals here,
 /// not missing manifests.
 fn push_error(e: OciDistributionError, reference: &Reference, what: &'static str) -> Error {
+    // `blob_exists` reports a refused HEAD as a bare HTTP status error.
+    if let OciDistributionError::RequestError(r) = &e {
+        if let Some(s) = r.status().filter(|s| matches!(s.as_u16(), 401 | 403)) {
+            return Error::Unauthorized {
+                reference: reference.familiar(),
+                message: format!("{s} checking {what}"),
+            };
+        }
+    }
     match map_oci_error(e, reference, what) {
         Error::ManifestNotFound { .. } => Error::Registry {
             registry: reference.registry().to_owned(),
@@ -279,9 +287,32 @@ fn push_error(e: OciDistributionError, reference: &Reference, what: &'static str
     }
 }
 
+/// A descriptor in Docker's field order (`mediaType`, `size`, `digest`).
+#[derive(Serialize)]
+struct Descriptor<'a> {
+    #[serde(rename = "mediaType")]
+    media_type: &'a str,
+    size: u64,
+    digest: &'a str,
+}
+
+/// An image manifest in Docker's field order.
+#[derive(Serialize)]
+struct Manifest<'a> {
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+    #[serde(rename = "mediaType")]
+    media_type: &'a str,
+    config: Descriptor<'a>,
+    layers: Vec<Descriptor<'a>>,
+}
+
 /// Builds the manifest for a stored image: Docker schema 2 when every layer has a Docker
 /// media type (or there are none), OCI otherwise (Docker layer types mapped to their OCI
 /// equivalents). Returns the JSON bytes and the manifest media type.
+///
+/// Docker manifests are indented with three spaces, as dockerd's distribution code
+/// writes them, so an image dockerd pushed keeps its manifest digest when pushed again.
 ///
 /// # Errors
 /// [`Error::UnsupportedMediaType`] for a layer type with no equivalent,
@@ -301,21 +332,37 @@ pub fn image_manifest(
     };
     let mut descs = Vec::with_capacity(layers.len());
     for l in layers {
-        let digest = Digest::parse(&l.digest)?;
+        Digest::parse(&l.digest)?;
         let layer_mt = if docker {
-            l.media_type.clone()
+            l.media_type.as_str()
         } else {
-            oci_layer_type(&l.media_type)?.to_owned()
+            oci_layer_type(&l.media_type)?
         };
-        descs.push(json!({"mediaType": layer_mt, "size": l.size, "digest": digest.as_str()}));
+        descs.push(Descriptor {
+            media_type: layer_mt,
+            size: l.size,
+            digest: &l.digest,
+        });
     }
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": mt,
-        "config": {"mediaType": config_mt, "size": config_size, "digest": config_digest.as_str()},
-        "layers": descs,
-    });
-    let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::InvalidConfig {
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: mt,
+        config: Descriptor {
+            media_type: config_mt,
+            size: config_size,
+            digest: config_digest.as_str(),
+        },
+        layers: descs,
+    };
+    let mut bytes = Vec::new();
+    let written = if docker {
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"   ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut bytes, fmt);
+        manifest.serialize(&mut ser)
+    } else {
+        manifest.serialize(&mut serde_json::Serializer::new(&mut bytes))
+    };
+    written.map_err(|e| Error::InvalidConfig {
         reference: config_digest.to_string(),
         reason: format!("serialising manifest: {e}"),
     })?;
@@ -373,6 +420,29 @@ mod tests {
         assert_eq!(v["layers"][0]["digest"], l.digest.as_str());
         assert_eq!(v["layers"][0]["size"], 2);
         assert_eq!(v["layers"][0]["mediaType"], media_type::DOCKER_LAYER_GZIP);
+    }
+
+    #[test]
+    fn docker_manifest_matches_what_dockerd_pushed_byte_for_byte() {
+        // A manifest dockerd 20.10 pushed (fetched back from the registry).
+        let cfg = Digest::parse(
+            "sha256:2939172c842b97157ba9fddadb2aeb41b969e5885fa952b6a7c7601b4f320d42",
+        )
+        .unwrap();
+        let l = LayerRecord {
+            digest: "sha256:19bf2e593d7a34942faeee7ac1c4c3d523cd843c5aa3575053fc93f95cbcf0bd"
+                .into(),
+            diff_id: Digest::sha256_of(b"unused").to_string(),
+            size: 1_064_477,
+            media_type: media_type::DOCKER_LAYER_GZIP.into(),
+        };
+        let (bytes, _) = image_manifest(&cfg, 897, &[l]).unwrap();
+        assert_eq!(
+            Digest::sha256_of(&bytes).as_str(),
+            "sha256:1765d8374c0593fe2b40b6c0d39f7ab5c7690e4df2f1590f6e1cc71828629120",
+            "{}",
+            String::from_utf8_lossy(&bytes)
+        );
     }
 
     #[test]

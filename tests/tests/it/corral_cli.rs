@@ -7,9 +7,12 @@ use corral_testkit::{corral_bin, run_with_timeout, BusyboxImage, ManifestFormat,
 use crate::common::{assert_contains, Env};
 
 fn corral(env: &Env, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut cmd = env
-        .subject
-        .command(corral_bin().expect("corral binary").to_str().unwrap());
+    let mut cmd = env.subject.command(
+        corral_bin()
+            .expect("corral binary")
+            .to_str()
+            .expect("utf-8 path"),
+    );
     cmd.arg("-H").arg(env.subject.docker_host()).args(args);
     run_with_timeout(cmd, stdin, Duration::from_secs(120)).expect("corral client runs")
 }

@@ -7,6 +7,7 @@
 
 mod common;
 mod corral_cli;
+mod distribution;
 mod files;
 mod images;
 mod isolation;

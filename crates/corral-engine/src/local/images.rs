@@ -227,7 +227,7 @@ impl LocalEngine {
         let mut out = Vec::new();
         let by_id = {
             let hex = name.trim_start_matches("sha256:");
-            hex.len() >= 1
+            !hex.is_empty()
                 && hex.bytes().all(|b| b.is_ascii_hexdigit())
                 && img.id.trim_start_matches("sha256:").starts_with(hex)
         };

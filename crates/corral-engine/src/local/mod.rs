@@ -1,9 +1,13 @@
 //! [`LocalEngine`]: the default [`Engine`](crate::Engine) for one host.
 
+mod archive;
 mod containers;
 mod exec;
+mod files;
 mod images;
+mod push;
 mod resolve;
+mod stats;
 mod streams;
 mod trait_impl;
 

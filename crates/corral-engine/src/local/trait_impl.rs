@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::LocalEngine;
 use crate::api::*;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::events::Event;
 
 #[async_trait]
@@ -25,11 +25,11 @@ impl Engine for LocalEngine {
 
     async fn push_image(
         &self,
-        _reference: &str,
-        _creds: Credentials,
-        _progress: mpsc::Sender<Progress>,
-    ) -> Result<String> {
-        Err(Error::Unsupported("push"))
+        reference: &str,
+        creds: Credentials,
+        progress: mpsc::Sender<Progress>,
+    ) -> Result<Pushed> {
+        self.push(reference, creds, progress).await
     }
 
     async fn images(&self) -> Result<Vec<ImageRecord>> {
@@ -56,21 +56,21 @@ impl Engine for LocalEngine {
         self.history(name)
     }
 
-    async fn save_images(&self, _names: &[String]) -> Result<BoxRead> {
-        Err(Error::Unsupported("save"))
+    async fn save_images(&self, names: &[String]) -> Result<BoxRead> {
+        self.save_archive(names).await
     }
 
-    async fn load_images(&self, _tar: BoxRead) -> Result<Vec<String>> {
-        Err(Error::Unsupported("load"))
+    async fn load_images(&self, tar: BoxRead) -> Result<Vec<String>> {
+        self.load_archive(tar).await
     }
 
     async fn import_image(
         &self,
-        _tar: BoxRead,
-        _reference: Option<&str>,
-        _config: Option<serde_json::Value>,
+        tar: BoxRead,
+        reference: Option<&str>,
+        config: Option<serde_json::Value>,
     ) -> Result<String> {
-        Err(Error::Unsupported("import"))
+        self.import(tar, reference, config).await
     }
 
     async fn create_container(&self, name: Option<&str>, spec: ContainerSpec) -> Result<Created> {
@@ -156,32 +156,32 @@ impl Engine for LocalEngine {
         LocalEngine::top(self, name, ps_args).await
     }
 
-    async fn changes(&self, _name: &str) -> Result<Vec<(String, ChangeKind)>> {
-        Err(Error::Unsupported("diff"))
+    async fn changes(&self, name: &str) -> Result<Vec<(String, ChangeKind)>> {
+        self.fs_changes(name).await
     }
 
-    async fn export_container(&self, _name: &str) -> Result<BoxRead> {
-        Err(Error::Unsupported("export"))
+    async fn export_container(&self, name: &str) -> Result<BoxRead> {
+        self.fs_export(name).await
     }
 
-    async fn commit_container(&self, _name: &str, _opts: CommitOptions) -> Result<String> {
-        Err(Error::Unsupported("commit"))
+    async fn commit_container(&self, name: &str, opts: CommitOptions) -> Result<String> {
+        self.commit(name, opts).await
     }
 
-    async fn archive_get(&self, _name: &str, _path: &str) -> Result<(serde_json::Value, BoxRead)> {
-        Err(Error::Unsupported("cp"))
+    async fn archive_get(&self, name: &str, path: &str) -> Result<(serde_json::Value, BoxRead)> {
+        self.cp_get(name, path).await
     }
 
-    async fn archive_stat(&self, _name: &str, _path: &str) -> Result<serde_json::Value> {
-        Err(Error::Unsupported("cp"))
+    async fn archive_stat(&self, name: &str, path: &str) -> Result<serde_json::Value> {
+        self.cp_stat(name, path).await
     }
 
-    async fn archive_put(&self, _name: &str, _path: &str, _tar: BoxRead) -> Result<()> {
-        Err(Error::Unsupported("cp"))
+    async fn archive_put(&self, name: &str, path: &str, tar: BoxRead) -> Result<()> {
+        self.cp_put(name, path, tar).await
     }
 
-    async fn stats(&self, _name: &str) -> Result<serde_json::Value> {
-        Err(Error::Unsupported("stats"))
+    async fn stats(&self, name: &str) -> Result<serde_json::Value> {
+        self.container_stats(name).await
     }
 
     async fn exec_create(&self, name: &str, spec: ExecSpec) -> Result<String> {
@@ -225,7 +225,7 @@ impl Engine for LocalEngine {
         self.inner.events.subscribe(since)
     }
 
-    async fn login(&self, _creds: Credentials) -> Result<String> {
-        Err(Error::Unsupported("login"))
+    async fn login(&self, creds: Credentials) -> Result<String> {
+        self.login_check(creds).await
     }
 }

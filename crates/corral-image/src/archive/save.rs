@@ -114,7 +114,11 @@ pub fn write_archive<W: Write>(store: &ImageStore, images: &[ArchiveImage], out:
         "manifests": index,
     });
     append_bytes(&mut tar, "index.json", &to_json(&index))?;
-    append_bytes(&mut tar, "manifest.json", &to_json(&Value::Array(manifest_json)))?;
+    append_bytes(
+        &mut tar,
+        "manifest.json",
+        &to_json(&Value::Array(manifest_json)),
+    )?;
     if !repositories.is_empty() {
         append_bytes(&mut tar, "repositories", &to_json(&json!(repositories)))?;
     }
@@ -126,22 +130,18 @@ fn to_json(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
-/// Finds a layer's blob and uncompressed length (from the layer store, or by reading
-/// the blob once when the layer is not unpacked).
+/// Finds a layer's blob and the length of its uncompressed tar.
 fn layer_source(store: &ImageStore, l: &LayerRecord) -> Result<LayerSource> {
     let diff_id = Digest::parse(&l.diff_id)?;
     let blob = Digest::parse(&l.digest)?;
     if !store.content().contains(&blob) {
         return Err(Error::BlobNotFound(blob.to_string()));
     }
-    let size = match store.layers().size(&diff_id) {
-        Ok(s) => s,
-        Err(_) => {
-            let mut r = open_uncompressed(store, &blob, &l.media_type)?;
-            io::copy(&mut r, &mut io::sink())
-                .map_err(Error::io("read layer blob", store.content().path(&blob)))?
-        }
-    };
+    // The tar header needs the length up front, and nothing records it (layer sizes
+    // count file content): decompress once to count, then again while writing.
+    let mut r = open_uncompressed(store, &blob, &l.media_type)?;
+    let size = io::copy(&mut r, &mut io::sink())
+        .map_err(Error::io("read layer blob", store.content().path(&blob)))?;
     Ok(LayerSource {
         diff_id,
         blob,

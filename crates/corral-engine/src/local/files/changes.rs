@@ -99,7 +99,8 @@ impl Lowers {
 /// dockerd's `sameFsTime`: equal, or the same second with one side lacking nanoseconds
 /// (tar keeps whole seconds).
 fn same_time(a: &Metadata, b: &Metadata) -> bool {
-    a.mtime() == b.mtime() && (a.mtime_nsec() == b.mtime_nsec() || a.mtime_nsec() == 0 || b.mtime_nsec() == 0)
+    a.mtime() == b.mtime()
+        && (a.mtime_nsec() == b.mtime_nsec() || a.mtime_nsec() == 0 || b.mtime_nsec() == 0)
 }
 
 /// dockerd's `statDifferent`: directories compare mode and owner only.
@@ -339,6 +340,8 @@ mod tests {
         fs::create_dir_all(low.join("opq")).unwrap();
         fs::write(low.join("opq/old"), "o").unwrap();
         fs::write(low.join("opq/kept"), "k").unwrap();
+        let old = filetime::FileTime::from_unix_time(1_000_000, 0);
+        filetime::set_file_mtime(low.join("opq/kept"), old).unwrap();
         copy_up_dir(&low.join("bin"), &up.join("bin"));
         corral_sys::mount::create_whiteout(&up.join("bin/yes")).unwrap();
         // A whiteout for something the lower layers never had is not a deletion.
@@ -349,7 +352,13 @@ mod tests {
         let got = changes(&up, &Lowers(vec![low])).unwrap();
         assert_eq!(
             kinds(&got),
-            ["C /bin", "D /bin/yes", "C /opq", "C /opq/kept", "D /opq/old"]
+            [
+                "C /bin",
+                "D /bin/yes",
+                "C /opq",
+                "C /opq/kept",
+                "D /opq/old"
+            ]
         );
     }
 }
