@@ -263,6 +263,9 @@ pub struct ContainerRecord {
     pub runtime: String,
     /// Observed state.
     pub state: ContainerState,
+    /// Volumes resolved at create time (named, auto-created and anonymous).
+    #[serde(default)]
+    pub volume_mounts: Vec<crate::VolumeMount>,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod container;
 pub mod error;
 pub mod id;
 pub mod image;
+pub mod volume;
 
 pub use container::{
     ContainerRecord, ContainerSpec, ContainerState, ContainerStatus, HostSpec, LogConfig,
@@ -17,3 +18,4 @@ pub use container::{
 pub use error::ErrorKind;
 pub use id::{ContainerId, ContainerName, IdError};
 pub use image::{ImageId, ImageRecord, LayerRecord};
+pub use volume::{VolumeMount, VolumeRecord};

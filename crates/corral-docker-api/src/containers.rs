@@ -221,8 +221,11 @@ pub(crate) async fn list(
             "Status": status_text(c, now),
             "HostConfig": {"NetworkMode": c.spec.host.network_mode.clone().unwrap_or_else(|| "default".into())},
             "NetworkSettings": {"Networks": {}},
-            "Mounts": mounts_json(c),
+            "Mounts": mounts_json(c, &|n| st.engine.volume_mountpoint(n)),
         });
+        if let Some(n) = st.engine.container_network(c.id.as_str()) {
+            crate::networks::fill_list_item(&mut item, &n);
+        }
         if flag(&q.size) {
             item["SizeRw"] = json!(0);
             item["SizeRootFs"] = json!(0);
@@ -307,6 +310,13 @@ fn host_spec(hc: HostConfig) -> ApiResult<HostSpec> {
             if let Some(mode) = t.mode {
                 options.insert("mode".to_owned(), format!("{mode:o}"));
             }
+        }
+        if m.volume_options
+            .as_ref()
+            .and_then(|v| v.no_copy)
+            .unwrap_or(false)
+        {
+            options.insert("nocopy".to_owned(), "true".to_owned());
         }
         mounts.push(MountSpec {
             kind,
@@ -431,11 +441,11 @@ pub(crate) async fn create(
 
 // === inspect ===
 
-fn mounts_json(c: &ContainerRecord) -> Value {
+fn mounts_json(c: &ContainerRecord, mountpoint: &dyn Fn(&str) -> String) -> Value {
     let mut out = Vec::new();
     for b in &c.spec.host.binds {
         let parts: Vec<&str> = b.split(':').collect();
-        if parts.len() >= 2 {
+        if parts.len() >= 2 && parts[0].starts_with('/') {
             let rw = !parts
                 .get(2)
                 .is_some_and(|o| o.split(',').any(|x| x == "ro"));
@@ -447,10 +457,23 @@ fn mounts_json(c: &ContainerRecord) -> Value {
             }));
         }
     }
-    for m in &c.spec.host.mounts {
+    for m in c
+        .spec
+        .host
+        .mounts
+        .iter()
+        .filter(|m| m.kind != MountType::Volume)
+    {
         out.push(json!({
             "Type": match m.kind { MountType::Bind => "bind", MountType::Volume => "volume", MountType::Tmpfs => "tmpfs" },
             "Source": m.source, "Destination": m.target, "Mode": "", "RW": !m.read_only, "Propagation": "",
+        }));
+    }
+    for v in &c.volume_mounts {
+        out.push(json!({
+            "Type": "volume", "Name": v.name, "Source": mountpoint(&v.name),
+            "Destination": v.destination, "Driver": "local", "Mode": v.mode,
+            "RW": !v.read_only, "Propagation": "",
         }));
     }
     Value::Array(out)
@@ -539,7 +562,11 @@ fn config_json(c: &ContainerRecord) -> Value {
 }
 
 /// The full `docker inspect` document of a container.
-pub(crate) fn inspect_json(c: &ContainerRecord, paths: &BTreeMap<&str, String>) -> Value {
+pub(crate) fn inspect_json(
+    c: &ContainerRecord,
+    paths: &BTreeMap<&str, String>,
+    mountpoint: &dyn Fn(&str) -> String,
+) -> Value {
     use corral_core::ContainerStatus::*;
     let st = &c.state;
     let p = |k: &str| paths.get(k).cloned().unwrap_or_default();
@@ -576,7 +603,7 @@ pub(crate) fn inspect_json(c: &ContainerRecord, paths: &BTreeMap<&str, String>) 
         "ExecIDs": null,
         "HostConfig": host_config_json(&c.spec.host),
         "GraphDriver": {"Name": "overlay2", "Data": {"MergedDir": p("rootfs"), "UpperDir": p("upper"), "WorkDir": p("work")}},
-        "Mounts": mounts_json(c),
+        "Mounts": mounts_json(c, mountpoint),
         "Config": config_json(c),
         "NetworkSettings": {
             "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
@@ -595,7 +622,11 @@ pub(crate) async fn inspect(
 ) -> ApiResult<Json<Value>> {
     let c = st.engine.container(&id).await?;
     let paths = st.engine.container_paths(&c);
-    Ok(Json(inspect_json(&c, &paths)))
+    let mut doc = inspect_json(&c, &paths, &|n| st.engine.volume_mountpoint(n));
+    if let Some(n) = st.engine.container_network(c.id.as_str()) {
+        crate::networks::fill_settings(&mut doc, &n);
+    }
+    Ok(Json(doc))
 }
 
 // === lifecycle ===

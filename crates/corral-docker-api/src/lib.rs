@@ -13,8 +13,10 @@ mod exec;
 mod filters;
 mod hijack;
 mod images;
+mod networks;
 mod system;
 mod version;
+mod volumes;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -94,9 +96,19 @@ pub fn router(engine: Arc<dyn Engine>) -> Router {
         )
         .route("/distribution/{*rest}", get(images::distribution))
         .route("/plugins/{*rest}", get(system::no_plugin))
-        .route("/networks", get(system::networks))
-        .route("/networks/{id}", get(system::network_inspect))
-        .route("/volumes", get(system::volumes))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .route("/session", post(system::no_session))
         .route("/grpc", post(system::no_session))
         .route("/build", post(system::no_build))

@@ -234,12 +234,13 @@ pub(crate) async fn auth(
 pub(crate) async fn df(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let images = st.engine.images().await?;
     let containers = st.engine.containers().await?;
+    let volumes = st.engine.volumes(true).await?;
     let layers: u64 = images.iter().map(|i| i.size).sum();
     Ok(Json(json!({
         "LayersSize": layers,
         "Images": images.iter().map(crate::images::inspect_json).collect::<Vec<_>>(),
         "Containers": containers.iter().map(|c| json!({"Id": c.id.as_str(), "Names": [format!("/{}", c.name)], "Image": c.spec.image, "State": c.state.status.as_str(), "SizeRw": 0, "SizeRootFs": 0})).collect::<Vec<_>>(),
-        "Volumes": [],
+        "Volumes": volumes.iter().map(|v| crate::volumes::volume_json(v, true)).collect::<Vec<_>>(),
         "BuildCache": [],
     })))
 }
@@ -248,19 +249,6 @@ pub(crate) async fn df(State(st): State<AppState>) -> ApiResult<Json<Value>> {
 pub(crate) async fn no_plugin(Path(rest): Path<String>) -> ApiError {
     let name = rest.trim_end_matches("/json");
     ApiError::not_found(format!("plugin \"{name}\" not found"))
-}
-
-/// Networks are the next issue; until then only the built-in modes exist.
-pub(crate) async fn networks() -> Json<Value> {
-    Json(json!([]))
-}
-
-pub(crate) async fn network_inspect(Path(id): Path<String>) -> ApiError {
-    ApiError::not_found(format!("network {id} not found"))
-}
-
-pub(crate) async fn volumes() -> Json<Value> {
-    Json(json!({"Volumes": [], "Warnings": null}))
 }
 
 pub(crate) async fn no_session() -> ApiError {

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use corral_core::{ContainerRecord, ContainerSpec, ImageRecord};
+use corral_core::{ContainerRecord, ContainerSpec, ImageRecord, VolumeRecord};
 use futures::Stream;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -280,6 +280,43 @@ pub struct HostInfo {
     pub insecure_registries: Vec<String>,
 }
 
+/// A request to create a volume (`docker volume create`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeCreate {
+    /// Name; a random 64-hex name when unset.
+    pub name: Option<String>,
+    /// Driver; `local` when unset.
+    pub driver: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Driver options (`--opt`).
+    pub options: BTreeMap<String, String>,
+}
+
+/// A volume as front ends show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    /// The stored record.
+    pub record: VolumeRecord,
+    /// Host path of the volume's data.
+    pub mountpoint: String,
+    /// Ids of the containers (any state) that use the volume.
+    pub containers: Vec<String>,
+    /// Bytes used, when asked for.
+    pub size: Option<u64>,
+}
+
+/// Which volumes `prune` removes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumePrune {
+    /// Also named volumes (API >= 1.42 prunes only anonymous ones by default).
+    pub all: bool,
+    /// `key` or `key=value`: only volumes with these labels.
+    pub labels: Vec<String>,
+    /// `key` or `key=value`: only volumes without these labels.
+    pub not_labels: Vec<String>,
+}
+
 /// The host-side interface every API front end drives.
 ///
 /// Names accept whatever Docker accepts: full id, unique id prefix or name (with or without
@@ -399,6 +436,115 @@ pub trait Engine: Send + Sync + 'static {
     ) -> (Vec<Event>, tokio::sync::broadcast::Receiver<Event>);
     /// Stores registry credentials after checking them against the registry.
     async fn login(&self, creds: Credentials) -> Result<String>;
+
+    /// Creates a volume, or returns the existing one of that name.
+    async fn create_volume(&self, req: VolumeCreate) -> Result<VolumeInfo>;
+    /// All volumes, with their sizes when `usage` is set.
+    async fn volumes(&self, usage: bool) -> Result<Vec<VolumeInfo>>;
+    /// One volume by name.
+    async fn volume(&self, name: &str) -> Result<VolumeInfo>;
+    /// Removes a volume; refused while a container uses it. With `force`, a missing volume
+    /// is not an error.
+    async fn remove_volume(&self, name: &str, force: bool) -> Result<()>;
+    /// Removes unused volumes; returns their names and the bytes freed.
+    async fn prune_volumes(&self, opts: VolumePrune) -> Result<(Vec<String>, u64)>;
+    /// Host path of a volume's data (for inspect `Mounts`).
+    fn volume_mountpoint(&self, name: &str) -> String;
+    /// A container's network attachment (inspect `NetworkSettings`, `ps` ports); `None`
+    /// when it is not connected to a network.
+    fn container_network(&self, _id: &str) -> Option<ContainerNetwork> {
+        None
+    }
+    /// The networks (`GET /networks`): the default `bridge` plus `host` and `none`.
+    async fn networks(&self) -> Result<Vec<NetworkInfo>> {
+        Ok(Vec::new())
+    }
+    /// Creates a user-defined bridge network; returns its id.
+    async fn create_network(&self, _req: NetworkCreate) -> Result<String> {
+        Err(crate::Error::Unsupported("user-defined networks"))
+    }
+    /// Removes a user-defined network (refused while containers are connected).
+    async fn remove_network(&self, _name: &str) -> Result<()> {
+        Err(crate::Error::Unsupported("user-defined networks"))
+    }
+}
+
+/// A published port of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// Host address (`0.0.0.0` for all).
+    pub host_ip: String,
+    /// Host port.
+    pub host_port: u16,
+    /// Container port.
+    pub container_port: u16,
+}
+
+/// A container's attachment to a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerNetwork {
+    /// Network name.
+    pub network: String,
+    /// Network id.
+    pub network_id: String,
+    /// Endpoint id.
+    pub endpoint_id: String,
+    /// The container's IPv4 address.
+    pub ip: String,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// The gateway.
+    pub gateway: String,
+    /// The interface's MAC address.
+    pub mac: String,
+    /// The container's network namespace file.
+    pub sandbox_key: String,
+    /// Published ports.
+    pub ports: Vec<PublishedPort>,
+}
+
+/// `POST /networks/create`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkCreate {
+    /// Name.
+    pub name: String,
+    /// Subnet (`a.b.c.d/len`); allocated from the pool when `None`.
+    pub subnet: Option<String>,
+    /// Gateway; the subnet's first host when `None`.
+    pub gateway: Option<String>,
+    /// Range dynamic addresses come from.
+    pub ip_range: Option<String>,
+    /// No route out.
+    pub internal: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A network as `GET /networks` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkInfo {
+    /// Id (64 hex).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Driver: `bridge`, `host`, `null`.
+    pub driver: String,
+    /// Creation time (RFC 3339).
+    pub created: String,
+    /// Subnet (empty for host/none).
+    pub subnet: String,
+    /// Gateway (empty for host/none).
+    pub gateway: String,
+    /// No route out.
+    pub internal: bool,
+    /// Bridge interface name.
+    pub bridge: String,
+    /// Connected containers: id → (endpoint id, MAC, `ip/prefix`).
+    pub containers: BTreeMap<String, (String, String, String)>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Labels merged from image and container, for filters.

@@ -45,6 +45,12 @@ pub enum Error {
     /// A state store failure.
     #[error(transparent)]
     Store(#[from] corral_store::Error),
+    /// A volume driver failure.
+    #[error(transparent)]
+    Volume(#[from] corral_volume::Error),
+    /// A network driver, IPAM or firewall failure.
+    #[error(transparent)]
+    Network(#[from] corral_network::Error),
     /// A host I/O failure.
     #[error("{context}: {source}")]
     Io {
@@ -77,6 +83,8 @@ impl Classify for Error {
             Self::Image(e) => e.kind(),
             Self::Runtime(e) => e.kind(),
             Self::Store(e) => e.kind(),
+            Self::Volume(e) => e.kind(),
+            Self::Network(e) => e.kind(),
             Self::Io { .. } | Self::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -11,7 +11,7 @@ mod sqlite;
 pub use error::{Error, Result};
 pub use sqlite::SqliteStore;
 
-use corral_core::{ContainerId, ContainerRecord, ImageRecord};
+use corral_core::{ContainerId, ContainerRecord, ImageRecord, VolumeRecord};
 
 /// Persistent records of one host's containers and images.
 ///
@@ -37,4 +37,10 @@ pub trait StateStore: Send + Sync {
     fn put_meta(&self, key: &str, value: &str) -> Result<()>;
     /// Reads a value stored with [`StateStore::put_meta`].
     fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    /// All volumes.
+    fn volumes(&self) -> Result<Vec<VolumeRecord>>;
+    /// Inserts a new volume; fails with a conflict if the name is taken.
+    fn insert_volume(&self, record: &VolumeRecord) -> Result<()>;
+    /// Deletes a volume record; deleting a missing one is not an error.
+    fn delete_volume(&self, name: &str) -> Result<()>;
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use corral_core::{ContainerId, ContainerRecord, ImageRecord};
+use corral_core::{ContainerId, ContainerRecord, ImageRecord, VolumeRecord};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -22,6 +22,10 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    name   TEXT PRIMARY KEY,
+    record TEXT NOT NULL
 );
 ";
 
@@ -227,6 +231,46 @@ impl StateStore for SqliteStore {
         .optional()
         .map_err(sql("get meta"))
     }
+
+    fn volumes(&self) -> Result<Vec<VolumeRecord>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT name, record FROM volumes")
+            .map_err(sql("list volumes"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(sql("list volumes"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, rec) = row.map_err(sql("list volumes"))?;
+            out.push(from_json(&format!("volume {name}"), &rec)?);
+        }
+        Ok(out)
+    }
+
+    fn insert_volume(&self, record: &VolumeRecord) -> Result<()> {
+        let json = to_json("volume", record)?;
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT INTO volumes (name, record) VALUES (?1, ?2)",
+            params![record.name, json],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::Conflict(format!("volume {}", record.name))
+            } else {
+                sql("insert volume")(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    fn delete_volume(&self, name: &str) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute("DELETE FROM volumes WHERE name = ?1", params![name])
+            .map_err(sql("delete volume"))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -250,6 +294,7 @@ mod tests {
             env: vec![],
             runtime: "runc".into(),
             state: ContainerState::default(),
+            volume_mounts: vec![],
         }
     }
 
@@ -312,6 +357,34 @@ mod tests {
         all.sort_by(|a, b| a.id.cmp(&b.id));
         assert_eq!(all[0].repo_tags, vec!["x:1".to_string()]);
         assert_eq!(all[1].repo_tags, vec!["x:latest".to_string()]);
+    }
+
+    #[test]
+    fn volume_roundtrip_conflict_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut v = VolumeRecord {
+            name: "data".into(),
+            driver: "local".into(),
+            created: Utc::now(),
+            labels: [("a".to_owned(), "b".to_owned())].into(),
+            options: Default::default(),
+        };
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            s.insert_volume(&v).unwrap();
+            let err = s.insert_volume(&v).unwrap_err();
+            assert!(matches!(err, Error::Conflict(_)), "{err}");
+            v.name = "other".into();
+            s.insert_volume(&v).unwrap();
+            s.delete_volume("other").unwrap();
+            s.delete_volume("missing").unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let all = s.volumes().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].name, "data");
+        assert_eq!(all[0].labels.get("a").map(String::as_str), Some("b"));
     }
 
     #[test]

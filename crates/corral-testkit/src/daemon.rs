@@ -97,6 +97,8 @@ pub struct TestDaemon {
     run_dir: PathBuf,
     log: PathBuf,
     root: Option<TempDir>,
+    /// The binary and arguments it was started with, for [`TestDaemon::kill9_and_restart`].
+    command: (PathBuf, Vec<std::ffi::OsString>),
 }
 
 impl TestDaemon {
@@ -138,6 +140,10 @@ impl TestDaemon {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
+        let command = (
+            bin.clone(),
+            cmd.get_args().map(std::ffi::OsStr::to_os_string).collect(),
+        );
         let child = cmd
             .spawn()
             .with_context(|| format!("spawn {}", bin.display()))?;
@@ -148,6 +154,7 @@ impl TestDaemon {
             run_dir,
             log,
             root: Some(root),
+            command,
         };
         let socket = d.socket();
         wait_ping(&mut d.child, "corral server", &socket, &d.log)?; // Drop cleans up on error.
@@ -187,6 +194,30 @@ impl TestDaemon {
     /// The daemon's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills the daemon with SIGKILL (its containers keep running) and starts it again with
+    /// the same directories and instance, as after a crash; waits until it answers.
+    ///
+    /// # Errors
+    /// When the new daemon does not start or answer.
+    pub fn kill9_and_restart(&mut self) -> Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log_file = std::fs::OpenOptions::new().append(true).open(&self.log)?;
+        self.child = Command::new(&self.command.0)
+            .args(&self.command.1)
+            .env(
+                "CORRAL_LOG",
+                std::env::var("CORRAL_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("spawn {}", self.command.0.display()))?;
+        let socket = self.socket();
+        wait_ping(&mut self.child, "corral server", &socket, &self.log)
     }
 }
 

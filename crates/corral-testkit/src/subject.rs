@@ -98,6 +98,14 @@ impl Subject {
         self.kind
     }
 
+    /// The Corral daemon under test, `None` for the reference dockerd.
+    pub fn corral(&mut self) -> Option<&mut TestDaemon> {
+        match &mut self.engine {
+            Engine::Corral(d) => Some(d),
+            Engine::Docker(_) => None,
+        }
+    }
+
     /// `unix:///.../docker.sock`, for `DOCKER_HOST`.
     pub fn docker_host(&self) -> String {
         match &self.engine {

@@ -34,12 +34,47 @@ impl Sweep {
         self.kill_processes();
         wait_cgroups_empty(&cgroups, Duration::from_secs(5));
         self.unmount();
+        self.remove_network_leftovers();
         remove_cgroups(&cgroups);
         for root in &self.roots {
             if root.exists() {
                 if let Err(e) = std::fs::remove_dir_all(root) {
                     tracing::warn!(root = %root.display(), error = %e, "cannot remove test root");
                 }
+            }
+        }
+    }
+
+    /// Deletes the instance's nftables table (`ip corral-<instance>`) and its bridges
+    /// (`cr<6 hex of FNV-1a(instance)>-*`, the names corral-network gives them).
+    fn remove_network_leftovers(&self) {
+        let table = &self.cgroup_name;
+        let listed = std::process::Command::new("nft")
+            .args(["list", "table", "ip", table])
+            .output();
+        if listed.is_ok_and(|o| o.status.success()) {
+            tracing::warn!(%table, "engine left its nftables table behind");
+            let _ = std::process::Command::new("nft")
+                .args(["delete", "table", "ip", table])
+                .status();
+        }
+        let Some(instance) = self.cgroup_name.strip_prefix("corral-") else {
+            return;
+        };
+        let hash = instance.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let prefix = format!("cr{:06x}-", hash & 0x00ff_ffff);
+        let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) {
+                tracing::warn!(link = %name, "engine left a bridge behind");
+                let _ = std::process::Command::new("ip")
+                    .args(["link", "del", &name])
+                    .status();
             }
         }
     }

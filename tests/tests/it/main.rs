@@ -12,4 +12,7 @@ mod files;
 mod images;
 mod isolation;
 mod lifecycle;
+mod network;
+mod restart;
 mod run;
+mod volumes;

@@ -170,27 +170,18 @@ impl LocalEngine {
     fn validate(&self, spec: &ContainerSpec) -> Result<()> {
         match spec.host.network_mode.as_deref() {
             None | Some("default" | "bridge" | "none" | "host") => {}
+            Some(other) if self.inner.network.exists(other) => {}
             Some(other) => {
                 return Err(Error::NoSuchNetwork(other.to_owned()));
             }
         }
-        if spec.host.port_bindings.values().any(|b| !b.is_empty()) || spec.host.publish_all_ports {
-            return Err(Error::Unsupported("publishing ports (-p/-P)"));
-        }
+        super::network::validate_ports(spec)?;
         if spec.host.init && init_binary().is_none() {
             return Err(Error::InvalidInput(
                 "--init needs a static init binary (Debian package tini provides /usr/bin/tini-static); none was found".into(),
             ));
         }
-        if spec
-            .host
-            .mounts
-            .iter()
-            .any(|m| m.kind == corral_core::MountType::Volume)
-            || spec.host.binds.iter().any(|b| !b.starts_with('/'))
-        {
-            return Err(Error::Unsupported("named volumes"));
-        }
+        super::volumes::validate_spec(spec)?;
         match spec.host.restart_policy.name.as_str() {
             "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
             other => {
@@ -256,6 +247,8 @@ impl LocalEngine {
         {
             return Err(name_conflict(name.as_str(), &owner));
         }
+        let diff_ids = layer_digests(&img)?;
+        let volume_mounts = self.create_volume_mounts(&spec).await?;
         let rec = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
@@ -271,13 +264,17 @@ impl LocalEngine {
             runtime,
             spec,
             state: ContainerState::default(),
+            volume_mounts,
         };
         let dir = self.container_dir(&id);
-        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-        let diff_ids = layer_digests(&img)?;
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            self.drop_anonymous(&rec.volume_mounts).await;
+            return Err(io(format!("creating {}", dir.display()))(e));
+        }
         let snaps = &self.inner.snapshots;
         if let Err(e) = snaps.prepare(id.as_str(), &diff_ids) {
             let _ = std::fs::remove_dir_all(&dir);
+            self.drop_anonymous(&rec.volume_mounts).await;
             return Err(e.into());
         }
         let store = self.inner.store.clone();
@@ -288,6 +285,7 @@ impl LocalEngine {
         if let Err(e) = inserted {
             let _ = snaps.remove(id.as_str());
             let _ = std::fs::remove_dir_all(&dir);
+            self.drop_anonymous(&rec.volume_mounts).await;
             return Err(match e {
                 corral_store::Error::Conflict(_) => name_conflict(name.as_str(), &id),
                 other => other.into(),
@@ -380,6 +378,10 @@ impl LocalEngine {
                     )))
                 }
             };
+            if !src.starts_with('/') {
+                // A named volume: resolved by `mount_volumes`.
+                continue;
+            }
             let mut options: Vec<String> = parts
                 .get(2)
                 .map(|o| o.split(',').map(str::to_owned).collect())
@@ -432,7 +434,8 @@ impl LocalEngine {
                         options,
                     });
                 }
-                corral_core::MountType::Volume => return Err(Error::Unsupported("named volumes")),
+                // Resolved by `mount_volumes`.
+                corral_core::MountType::Volume => {}
             }
         }
         Ok(out)
@@ -453,16 +456,27 @@ impl LocalEngine {
             .hostname
             .clone()
             .unwrap_or_else(|| rec.id.short().to_owned());
+        let net = self.connect_network(rec)?;
         let network_files = self.write_network_files(rec, &hostname)?;
+        if let (Some((_, ip)), Some(hosts)) = (&net, &network_files.hosts) {
+            super::network::append_hosts_line(hosts, *ip, &hostname)?;
+        }
         let mut input = SpecInput::new(rec.id.as_str(), &rec.spec, image_config, &plan.rootfs);
         input.hostname = hostname;
         input.network_files = network_files;
         input.cgroups_path = format!("/corral-{}/{}", self.inner.cfg.instance, rec.id);
-        input.network = match rec.spec.host.network_mode.as_deref() {
-            Some("host") => NamespaceMode::Host,
+        input.network = match (rec.spec.host.network_mode.as_deref(), net) {
+            (Some("host"), _) => NamespaceMode::Host,
+            (_, Some((netns, _))) => NamespaceMode::Join(netns),
             _ => NamespaceMode::Private,
         };
         input.mounts = Self::resolve_mounts(rec)?;
+        input.mounts.extend(self.mount_volumes(rec, &plan.rootfs)?);
+        // Parents before children, as dockerd sorts mounts, so a volume never hides a bind
+        // below it.
+        input
+            .mounts
+            .sort_by_key(|m| std::path::Path::new(&m.destination).components().count());
         input.features = host_features();
         input.init = init_binary();
         let oci = spec::build_spec(&input).map_err(|e| Error::InvalidInput(e.to_string()))?;
@@ -496,11 +510,18 @@ impl LocalEngine {
         res
     }
 
-    async fn start_entry(&self, entry: &Arc<Entry>) -> Result<()> {
+    pub(crate) async fn start_entry(&self, entry: &Arc<Entry>) -> Result<()> {
+        self.start_entry_as(entry, false).await
+    }
+
+    /// Starts a container; `by_policy` lets a restart policy start one that is waiting in
+    /// `restarting`, which a user's start leaves alone.
+    pub(crate) async fn start_entry_as(&self, entry: &Arc<Entry>, by_policy: bool) -> Result<()> {
         let entry = entry.clone();
         let _op = entry.op.lock().await;
         let rec = entry.snapshot();
         match rec.state.status {
+            ContainerStatus::Restarting if by_policy => {}
             ContainerStatus::Running | ContainerStatus::Restarting => {
                 return Err(Error::NotModified("container already started".into()))
             }
@@ -629,6 +650,8 @@ impl LocalEngine {
     async fn record_start_failure(&self, entry: &Arc<Entry>, msg: &str, code: i32) {
         // Attach sessions waiting for this start end now.
         entry.pending_attach.lock().clear();
+        let id = entry.record.lock().id.clone();
+        self.disconnect_network(&id).await;
         let res = self
             .update(entry, |r| {
                 r.state.error = msg.to_owned();
@@ -681,6 +704,8 @@ impl LocalEngine {
         if let Err(e) = self.inner.snapshots.unmount(id.as_str()) {
             tracing::warn!(container = %id, error = %e, "unmounting rootfs");
         }
+        self.unmount_volumes(&entry.snapshot());
+        self.disconnect_network(&id).await;
         let res = self
             .update(entry, |r| {
                 r.state.status = ContainerStatus::Exited;
@@ -708,6 +733,8 @@ impl LocalEngine {
             if let Err(e) = self.remove(id.as_str(), true, true).await {
                 tracing::warn!(container = %id, error = %e, "auto-removing");
             }
+        } else {
+            self.maybe_restart(entry).await;
         }
     }
 
@@ -764,6 +791,13 @@ impl LocalEngine {
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<()> {
+        if self.cancel_restart(entry).await {
+            // Stopped while waiting to be restarted: it stays stopped.
+            self.update(entry, |r| r.state.stopped_by_user = true)
+                .await?;
+            self.container_event(&entry.snapshot(), "stop", &[]);
+            return Ok(());
+        }
         let rec = entry.snapshot();
         let Ok(shim) = self.live_shim(entry) else {
             return Err(Error::NotModified("container already stopped".into()));
@@ -914,8 +948,9 @@ impl LocalEngine {
         })
     }
 
-    pub(crate) async fn remove(&self, name: &str, force: bool, _volumes: bool) -> Result<()> {
+    pub(crate) async fn remove(&self, name: &str, force: bool, volumes: bool) -> Result<()> {
         let entry = self.lookup(name)?;
+        self.cancel_restart(&entry).await;
         let _op = entry.op.lock().await;
         let rec = entry.snapshot();
         if rec.state.status.is_alive() {
@@ -949,6 +984,7 @@ impl LocalEngine {
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         self.inner.containers.write().remove(&rec.id);
+        self.disconnect_network(&rec.id).await;
         let _ = self.inner.snapshots.unmount(rec.id.as_str());
         if let Err(e) = self.inner.snapshots.remove(rec.id.as_str()) {
             tracing::warn!(container = %rec.id, error = %e, "removing rootfs");
@@ -956,6 +992,9 @@ impl LocalEngine {
         let _ = std::fs::remove_dir_all(self.container_dir(&rec.id));
         let _ = std::fs::remove_dir_all(self.state_dir(&rec.id));
         self.container_event(&rec, "destroy", &[]);
+        if volumes {
+            self.drop_anonymous(&rec.volume_mounts).await;
+        }
         entry.run.send_modify(|s| s.removed = true);
         Ok(())
     }

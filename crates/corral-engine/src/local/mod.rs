@@ -5,11 +5,14 @@ mod containers;
 mod exec;
 mod files;
 mod images;
+mod network;
 mod push;
 mod resolve;
+mod restart;
 mod stats;
 mod streams;
 mod trait_impl;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -98,6 +101,10 @@ pub(crate) struct Entry {
     pub(crate) pending_attach: Mutex<Vec<PendingAttach>>,
     /// The shim of the current run, while one is live.
     pub(crate) shim: Mutex<Option<ShimClient>>,
+    /// The restart policy's current backoff delay.
+    pub(crate) backoff: Mutex<std::time::Duration>,
+    /// A policy restart waiting for its backoff to pass.
+    pub(crate) pending_restart: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Entry {
@@ -114,6 +121,8 @@ impl Entry {
             run,
             pending_attach: Mutex::new(Vec::new()),
             shim: Mutex::new(None),
+            backoff: Mutex::new(std::time::Duration::ZERO),
+            pending_restart: Mutex::new(None),
         })
     }
 
@@ -139,6 +148,8 @@ pub(crate) struct Inner {
     pub(crate) events: EventBus,
     pub(crate) execs: Mutex<BTreeMap<String, Arc<exec::ExecEntry>>>,
     pub(crate) tasks: Mutex<tokio::task::JoinSet<()>>,
+    pub(crate) volumes: volumes::Volumes,
+    pub(crate) network: network::Networking,
 }
 
 // === impl LocalEngine ===
@@ -176,6 +187,16 @@ impl LocalEngine {
             .map(|i| (i.id.clone(), i))
             .collect();
         let records = store.containers()?;
+        let volumes = volumes::Volumes::open(&cfg.data_dir, store.as_ref())?;
+        let network = {
+            let (store, run_dir, instance) =
+                (store.clone(), cfg.run_dir.clone(), cfg.instance.clone());
+            tokio::task::spawn_blocking(move || {
+                network::Networking::open(store, &run_dir, &instance)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??
+        };
         let inner = Arc::new(Inner {
             cfg,
             store,
@@ -187,13 +208,25 @@ impl LocalEngine {
             events: EventBus::default(),
             execs: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
+            volumes,
+            network,
         });
         let engine = Self { inner };
         for rec in records {
             let entry = Entry::new(rec);
             let id = entry.record.lock().id.clone();
             engine.inner.containers.write().insert(id, entry.clone());
-            engine.restore(entry).await;
+            engine.restore(entry.clone()).await;
+            // A reboot-like start: nothing of the container survived; its policy decides.
+            let rec = entry.snapshot();
+            if !rec.state.status.is_alive() && restart::restart_on_daemon_start(&rec) {
+                let e2 = engine.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = e2.start_entry(&entry).await {
+                        tracing::warn!(container = %rec.id, error = %e, "restart on daemon start");
+                    }
+                });
+            }
         }
         Ok(engine)
     }
@@ -203,6 +236,8 @@ impl LocalEngine {
         let mut set = std::mem::take(&mut *self.inner.tasks.lock());
         set.abort_all();
         while set.join_next().await.is_some() {}
+        let this = self.clone();
+        let _ = tokio::task::spawn_blocking(move || this.inner.network.shutdown()).await;
     }
 
     /// Persists a container's record and updates the cache, as one step.

@@ -228,4 +228,50 @@ impl Engine for LocalEngine {
     async fn login(&self, creds: Credentials) -> Result<String> {
         self.login_check(creds).await
     }
+
+    async fn create_volume(&self, req: VolumeCreate) -> Result<VolumeInfo> {
+        self.volume_create(req).await
+    }
+
+    async fn volumes(&self, usage: bool) -> Result<Vec<VolumeInfo>> {
+        self.volume_list(usage).await
+    }
+
+    async fn volume(&self, name: &str) -> Result<VolumeInfo> {
+        self.volume_inspect(name).await
+    }
+
+    async fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
+        self.volume_remove(name, force).await
+    }
+
+    async fn prune_volumes(&self, opts: VolumePrune) -> Result<(Vec<String>, u64)> {
+        self.volume_prune(opts).await
+    }
+
+    fn volume_mountpoint(&self, name: &str) -> String {
+        self.inner.volumes.mountpoint(name)
+    }
+
+    fn container_network(&self, id: &str) -> Option<crate::api::ContainerNetwork> {
+        self.network_of(id)
+    }
+
+    async fn networks(&self) -> Result<Vec<crate::api::NetworkInfo>> {
+        self.network_list().await
+    }
+
+    async fn create_network(&self, req: crate::api::NetworkCreate) -> Result<String> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.inner.network.create_network(&req))
+            .await
+            .map_err(|e| crate::Error::Internal(e.to_string()))?
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        let (this, name) = (self.clone(), name.to_owned());
+        tokio::task::spawn_blocking(move || this.inner.network.remove_network(&name))
+            .await
+            .map_err(|e| crate::Error::Internal(e.to_string()))?
+    }
 }

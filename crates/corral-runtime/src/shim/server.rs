@@ -174,6 +174,9 @@ fn run(args: &ShimArgs) -> Result<()> {
             ))
         }
     };
+    let socket_inode = std::fs::metadata(&socket)
+        .ok()
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     let (container_stdio, shim_stdio) = match prepare_stdio(args) {
         Ok(pair) => pair,
         Err(err) => return Err(report_failure(args, error_chain(&err))),
@@ -211,7 +214,14 @@ fn run(args: &ShimArgs) -> Result<()> {
     let kind = reaper.wait_for(init_pid, None);
     shim.finish(kind.unwrap_or(ExitKind::Exited(255)));
     shim.linger();
-    let _ = std::fs::remove_file(&socket);
+    // A restarted container's next shim may already serve a new socket at this path while
+    // this one lingers: remove the socket only if it is still the one this shim bound.
+    let still_ours = std::fs::metadata(&socket)
+        .map(|m| Some(std::os::unix::fs::MetadataExt::ino(&m)) == socket_inode)
+        .unwrap_or(false);
+    if still_ours {
+        let _ = std::fs::remove_file(&socket);
+    }
     Ok(())
 }
 

@@ -571,6 +571,7 @@ mod tests {
                 ..Default::default()
             },
             state: Default::default(),
+            volume_mounts: vec![],
         };
         let opts = CommitOptions {
             comment: "msg".into(),

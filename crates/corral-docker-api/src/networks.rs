@@ -1,0 +1,263 @@
+//! `/networks` and the network parts of container documents (inspect `NetworkSettings`,
+//! `ps` `Ports`), in dockerd's JSON shapes.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use corral_engine::{ContainerNetwork, NetworkInfo};
+use serde_json::{json, Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+fn network_json(n: &NetworkInfo, containers: &Map<String, Value>) -> Value {
+    let config = if n.subnet.is_empty() {
+        json!([])
+    } else {
+        json!([{"Subnet": n.subnet, "Gateway": n.gateway}])
+    };
+    let mut options = Map::new();
+    if !n.bridge.is_empty() {
+        options.insert(
+            "com.docker.network.bridge.name".into(),
+            Value::String(n.bridge.clone()),
+        );
+    }
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": if n.created.is_empty() { "0001-01-01T00:00:00Z" } else { n.created.as_str() },
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": config},
+        "Internal": n.internal,
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": options,
+        "Labels": n.labels,
+    })
+}
+
+async fn containers_of(st: &AppState, n: &NetworkInfo) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (id, (endpoint, mac, ip)) in &n.containers {
+        let name = match st.engine.container(id).await {
+            Ok(c) => c.name.to_string(),
+            Err(_) => String::new(),
+        };
+        out.insert(
+            id.clone(),
+            json!({"Name": name, "EndpointID": endpoint, "MacAddress": mac, "IPv4Address": ip, "IPv6Address": ""}),
+        );
+    }
+    out
+}
+
+/// `GET /networks`.
+pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+    let mut out = Vec::new();
+    for n in st.engine.networks().await? {
+        let c = containers_of(&st, &n).await;
+        out.push(network_json(&n, &c));
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// `GET /networks/{id}`: by full name, full id or id prefix.
+pub(crate) async fn inspect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let nets = st.engine.networks().await?;
+    let found = nets
+        .iter()
+        .find(|n| n.name == id || n.id == id)
+        .or_else(|| {
+            nets.iter()
+                .find(|n| !id.is_empty() && n.id.starts_with(&id))
+        });
+    match found {
+        Some(n) => {
+            let c = containers_of(&st, n).await;
+            Ok(Json(network_json(n, &c)))
+        }
+        None => Err(ApiError::not_found(format!("network {id} not found"))),
+    }
+}
+
+/// `NetworkSettings.Ports` of inspect.
+fn ports_map(n: &ContainerNetwork) -> Value {
+    let mut out = Map::new();
+    for p in &n.ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let entry = out.entry(key).or_insert_with(|| json!([]));
+        if let Some(list) = entry.as_array_mut() {
+            list.push(json!({"HostIp": p.host_ip, "HostPort": p.host_port.to_string()}));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Fills inspect's `NetworkSettings` from the container's endpoint.
+pub(crate) fn fill_settings(doc: &mut Value, n: &ContainerNetwork) {
+    let endpoint = json!({
+        "IPAMConfig": null, "Links": null, "Aliases": null,
+        "NetworkID": n.network_id, "EndpointID": n.endpoint_id,
+        "Gateway": n.gateway, "IPAddress": n.ip, "IPPrefixLen": n.prefix_len,
+        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "MacAddress": n.mac, "DriverOpts": null,
+    });
+    let s = &mut doc["NetworkSettings"];
+    s["SandboxKey"] = json!(n.sandbox_key);
+    s["Ports"] = ports_map(n);
+    s["EndpointID"] = json!(n.endpoint_id);
+    s["Gateway"] = json!(n.gateway);
+    s["IPAddress"] = json!(n.ip);
+    s["IPPrefixLen"] = json!(n.prefix_len);
+    s["MacAddress"] = json!(n.mac);
+    s["Networks"] = json!({ n.network.clone(): endpoint });
+}
+
+/// Fills a `ps` item's `Ports` and `NetworkSettings.Networks`.
+pub(crate) fn fill_list_item(item: &mut Value, n: &ContainerNetwork) {
+    let ports: Vec<Value> = n
+        .ports
+        .iter()
+        .map(|p| {
+            json!({"IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto})
+        })
+        .collect();
+    item["Ports"] = Value::Array(ports);
+    item["NetworkSettings"] = json!({"Networks": {
+        n.network.clone(): {
+            "NetworkID": n.network_id, "EndpointID": n.endpoint_id, "Gateway": n.gateway,
+            "IPAddress": n.ip, "IPPrefixLen": n.prefix_len, "MacAddress": n.mac,
+        }
+    }});
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_engine::PublishedPort;
+
+    fn net() -> ContainerNetwork {
+        ContainerNetwork {
+            network: "bridge".into(),
+            network_id: "n1".into(),
+            endpoint_id: "e1".into(),
+            ip: "172.17.0.2".into(),
+            prefix_len: 16,
+            gateway: "172.17.0.1".into(),
+            mac: "02:42:ac:11:00:02".into(),
+            sandbox_key: "/run/corral/netns/x".into(),
+            ports: vec![PublishedPort {
+                proto: "tcp".into(),
+                host_ip: "0.0.0.0".into(),
+                host_port: 8080,
+                container_port: 80,
+            }],
+        }
+    }
+
+    #[test]
+    fn inspect_settings_match_dockerd_shape() {
+        let mut doc = json!({"NetworkSettings": {"Ports": {}, "Networks": {}}});
+        fill_settings(&mut doc, &net());
+        let s = &doc["NetworkSettings"];
+        assert_eq!(s["IPAddress"], "172.17.0.2");
+        assert_eq!(s["Ports"]["80/tcp"][0]["HostPort"], "8080");
+        assert_eq!(s["Networks"]["bridge"]["Gateway"], "172.17.0.1");
+        let mut item = json!({});
+        fill_list_item(&mut item, &net());
+        assert_eq!(item["Ports"][0]["PublicPort"], 8080);
+        assert_eq!(item["Ports"][0]["Type"], "tcp");
+    }
+}
+
+/// The body of `POST /networks/create` (the fields Corral honours).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct CreateBody {
+    name: String,
+    #[serde(default)]
+    driver: Option<String>,
+    #[serde(default)]
+    internal: bool,
+    #[serde(default, rename = "IPAM")]
+    ipam: Option<IpamBody>,
+    #[serde(default)]
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, rename = "EnableIPv6")]
+    enable_ipv6: Option<bool>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct IpamBody {
+    #[serde(default)]
+    config: Option<Vec<IpamConfigBody>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct IpamConfigBody {
+    #[serde(default)]
+    subnet: Option<String>,
+    #[serde(default)]
+    gateway: Option<String>,
+    #[serde(default, rename = "IPRange")]
+    ip_range: Option<String>,
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|v| !v.is_empty())
+}
+
+/// `POST /networks/create`.
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    Json(body): Json<CreateBody>,
+) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
+    match body.driver.as_deref() {
+        None | Some("" | "bridge") => {}
+        Some(_) => {
+            return Err(
+                corral_engine::Error::Unsupported("network drivers other than bridge").into(),
+            )
+        }
+    }
+    if body.enable_ipv6 == Some(true) {
+        return Err(corral_engine::Error::Unsupported("IPv6 networks").into());
+    }
+    let mut configs = body.ipam.and_then(|i| i.config).unwrap_or_default();
+    if configs.len() > 1 {
+        return Err(corral_engine::Error::Unsupported("more than one IPAM config").into());
+    }
+    let cfg = configs.pop().unwrap_or_default();
+    let req = corral_engine::NetworkCreate {
+        name: body.name,
+        subnet: non_empty(cfg.subnet),
+        gateway: non_empty(cfg.gateway),
+        ip_range: non_empty(cfg.ip_range),
+        internal: body.internal,
+        labels: body.labels.unwrap_or_default(),
+    };
+    let id = st.engine.create_network(req).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({"Id": id, "Warning": ""})),
+    ))
+}
+
+/// `DELETE /networks/{id}`.
+pub(crate) async fn remove(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    st.engine.remove_network(&id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
