@@ -1,0 +1,135 @@
+//! A private dockerd with `--live-restore`, set up like `corral_testkit::RefDockerd` (which
+//! has no live-restore switch): own data root, exec root, socket and cgroup parent, no
+//! iptables and no bridge. Stopped and swept on drop; with live restore its containers outlive
+//! it, so the sweep kills them through their cgroup.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use corral_testkit::{http_get_unix, Sweep, DOCKERD_BIN};
+use tempfile::TempDir;
+use tokio::time::Instant;
+
+/// A running dockerd with live restore on.
+pub(crate) struct LiveRestoreDockerd {
+    child: Child,
+    instance: String,
+    root: Option<TempDir>,
+    path: PathBuf,
+}
+
+impl LiveRestoreDockerd {
+    /// Starts it and waits up to 60 s for `/_ping`.
+    pub(crate) fn start(insecure_registry: &str) -> Result<Self> {
+        let instance = format!("benchlr-{}", corral_testkit::unique_instance());
+        // Unix socket paths are short: keep the root in /tmp.
+        let root = tempfile::Builder::new()
+            .prefix("corral-k-")
+            .tempdir_in("/tmp")
+            .context("dockerd root")?;
+        let t = root.path().to_path_buf();
+        crate::engines::record_state(&format!("root {}", t.display()));
+        crate::engines::record_state(&format!("cgroup corral-{instance}"));
+        let config = t.join("daemon.json");
+        std::fs::write(
+            &config,
+            serde_json::to_vec(&serde_json::json!({ "deprecated-key-path": t.join("key.json") }))?,
+        )?;
+        let log = File::create(t.join("dockerd.log"))?;
+        let child = Command::new(DOCKERD_BIN)
+            .arg("--config-file")
+            .arg(&config)
+            .arg("--data-root")
+            .arg(t.join("d"))
+            .arg("--exec-root")
+            .arg(t.join("e"))
+            .arg("--pidfile")
+            .arg(t.join("p"))
+            .arg("-H")
+            .arg(format!("unix://{}", t.join("docker.sock").display()))
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+            .args(["--live-restore", "--shutdown-timeout=2"])
+            .arg("--cgroup-parent")
+            .arg(format!("corral-{instance}"))
+            .arg("--insecure-registry")
+            .arg(insecure_registry)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawn dockerd")?;
+        let mut d = LiveRestoreDockerd {
+            child,
+            instance,
+            root: Some(root),
+            path: t,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if matches!(http_get_unix(&d.socket(), "/_ping"), Ok((200, ref b)) if b.trim() == "OK")
+            {
+                return Ok(d);
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                bail!("dockerd --live-restore exited: {status}: {}", d.log_tail());
+            }
+            if Instant::now() > deadline {
+                bail!("dockerd --live-restore not ready in 60 s: {}", d.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.path.join("dockerd.log")).unwrap_or_default();
+        let start = log.len().saturating_sub(2000);
+        log.get(start..).unwrap_or_default().to_owned()
+    }
+
+    /// The API socket.
+    pub(crate) fn socket(&self) -> PathBuf {
+        self.path.join("docker.sock")
+    }
+
+    /// `unix://...`.
+    pub(crate) fn docker_host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// The private root.
+    pub(crate) fn root(&self) -> &Path {
+        &self.path
+    }
+
+    /// The cgroup parent's instance part.
+    pub(crate) fn instance(&self) -> &str {
+        &self.instance
+    }
+}
+
+impl Drop for LiveRestoreDockerd {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(root) = self.root.take() {
+            Sweep {
+                roots: vec![self.path.clone()],
+                cgroup_name: format!("corral-{}", self.instance),
+            }
+            .run();
+            drop(root);
+        }
+    }
+}
