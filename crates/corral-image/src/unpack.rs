@@ -90,8 +90,19 @@ pub(crate) fn extract<R: Read>(reader: R, dest: &Path) -> Result<Extracted> {
     io::copy(&mut hr, &mut io::sink()).map_err(Error::io("read layer tar for", dest))?;
     // Directory metadata last and deepest first, so writing children does not disturb
     // mtimes and read-only directories do not block their own contents.
+    // A later entry may have replaced a directory (or one of its parents) with a symlink;
+    // chmod follows links, so metadata goes only to what is still a real directory reached
+    // through real directories.
     for (path, meta) in dirs.iter().rev() {
-        apply_metadata(path, meta, false);
+        let still_dir = path.strip_prefix(dest).is_ok_and(|rel| {
+            rel.as_os_str().is_empty()
+                || resolve_existing(dest, rel).is_some_and(|m| m.file_type().is_dir())
+        });
+        if still_dir {
+            apply_metadata(path, meta, false);
+        } else {
+            tracing::warn!(path = %path.display(), "directory replaced during extraction; metadata skipped");
+        }
     }
     let digest = Digest::from_sha256_bytes(&hr.hasher.finalize());
     Ok(Extracted {

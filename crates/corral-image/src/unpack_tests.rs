@@ -357,3 +357,31 @@ fn preserves_ownership_mode_and_drops_trusted_xattrs() {
         None
     );
 }
+
+#[test]
+fn directory_replaced_by_a_symlink_does_not_chmod_through_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let sentinel = f.outside.join("sentinel");
+    fs::set_permissions(&sentinel, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(&f.outside, fs::Permissions::from_mode(0o700)).unwrap();
+    let target = sentinel.display().to_string();
+    let mut t = TarBuilder::new();
+    // `x/` and `d/` are recorded (mode 0755) for the end of extraction, then replaced by links out.
+    t.dir("x/")
+        .symlink("x", &target)
+        .dir("d/")
+        .dir("d/e/")
+        .symlink("d", &f.outside.display().to_string());
+    let tar = t.finish();
+    let diff_id = Digest::sha256_of(&tar);
+    let blob = f.blob("swap", &tar);
+    f.store
+        .unpack(&blob, media_type::OCI_LAYER_TAR, &diff_id)
+        .unwrap();
+    let mode = fs::metadata(&sentinel).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "chmod went through the symlink");
+    let outside_mode = fs::metadata(&f.outside).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(outside_mode, 0o700, "chmod went through the symlinked dir");
+    f.assert_outside_untouched();
+}
