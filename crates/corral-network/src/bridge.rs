@@ -89,10 +89,12 @@ pub fn bridge_name(instance: &str, network_id: &str) -> String {
     format!("cr{:06x}-{id}", fnv(instance) & 0x00ff_ffff)
 }
 
-/// The host end of the veth of container `container_id` on its `index`-th network.
+/// The host end of the veth of container `container_id` on its `index`-th network
+/// (`index` below 100: the name must fit in 15 bytes and must not repeat another's).
 pub fn veth_name(container_id: &str, index: usize) -> String {
+    debug_assert!(index < 100, "at most 100 networks per container");
     let id: String = container_id.chars().take(11).collect();
-    format!("cv{id}{}", index % 100)
+    format!("cv{id}{index}")
 }
 
 fn check_ifname(name: &str) -> Result<()> {
@@ -173,7 +175,12 @@ impl NetworkDriver for BridgeDriver {
         check_ifname(&ep.host_veth)?;
         check_ifname(&ep.ifname)?;
         let nl = &self.netlink;
-        let peer = format!("cp{}", &ep.host_veth[2..]);
+        // Host ends are named by `veth_name` (`cv…`); the container end swaps the prefix.
+        let peer = ep
+            .host_veth
+            .strip_prefix("cv")
+            .map(|rest| format!("cp{rest}"))
+            .ok_or_else(|| Error::InvalidName(ep.host_veth.clone()))?;
         let host = ep.host_veth.as_str();
         if let Err(e) = nl.create_veth(host, &peer) {
             if e.kind() != io::ErrorKind::AlreadyExists {
