@@ -739,22 +739,12 @@ pub(crate) async fn wait(
             )))
         }
     };
-    // Resolve the name first so an unknown container is a plain 404.
-    let c = st.engine.container(&id).await?;
-    let engine = st.engine.clone();
-    let id = c.id.to_string();
-    let (tx, rx) = tokio::sync::oneshot::channel::<Value>();
-    tokio::spawn(async move {
-        let body = match engine.wait_container(&id, condition).await {
-            Ok(s) => json!({"StatusCode": s.code, "Error": null}),
-            Err(e) => json!({"StatusCode": -1, "Error": {"Message": e.to_string()}}),
-        };
-        let _ = tx.send(body);
-    });
+    // The wait is registered before the headers go out (an unknown container is a plain
+    // 404); a client that hangs up drops the body and with it the wait.
+    let waiting = st.engine.wait_container(&id, condition).await?;
     let stream = futures::stream::once(async move {
-        let v = rx
-            .await
-            .unwrap_or_else(|_| json!({"StatusCode": -1, "Error": {"Message": "wait aborted"}}));
+        let s = waiting.await;
+        let v = json!({"StatusCode": s.code, "Error": null});
         Ok::<_, std::io::Error>(format!("{v}\n"))
     });
     let mut resp = Body::from_stream(stream).into_response();

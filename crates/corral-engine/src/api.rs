@@ -17,6 +17,9 @@ use crate::events::Event;
 /// A boxed stream of results.
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = T> + Send>>;
 
+/// A registered wait: resolves with the exit status once its condition holds.
+pub type WaitFuture = Pin<Box<dyn std::future::Future<Output = ExitStatus> + Send>>;
+
 /// A boxed async byte source.
 pub type BoxRead = Pin<Box<dyn AsyncRead + Send>>;
 
@@ -382,8 +385,9 @@ pub trait Engine: Send + Sync + 'static {
     async fn unpause_container(&self, name: &str) -> Result<()>;
     /// Renames.
     async fn rename_container(&self, name: &str, new_name: &str) -> Result<()>;
-    /// Waits for a condition; resolves with the exit status.
-    async fn wait_container(&self, name: &str, condition: WaitCondition) -> Result<ExitStatus>;
+    /// Registers a wait for `condition` at once; the returned future resolves with the exit
+    /// status when it holds (dropping it cancels the wait).
+    async fn wait_container(&self, name: &str, condition: WaitCondition) -> Result<WaitFuture>;
     /// Removes a container (`force` kills it first).
     async fn remove_container(&self, name: &str, force: bool, volumes: bool) -> Result<()>;
     /// Removes all stopped containers; returns their ids.

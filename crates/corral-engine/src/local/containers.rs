@@ -18,7 +18,7 @@ use corral_runtime::spec::{
 use serde_json::Value;
 
 use super::{Entry, LocalEngine, RuntimeConfig};
-use crate::api::{Created, ExitStatus, WaitCondition};
+use crate::api::{Created, ExitStatus, WaitCondition, WaitFuture};
 use crate::error::{io, Error, Result};
 
 /// Seconds `stop` waits after the stop signal when nothing else is configured.
@@ -652,6 +652,10 @@ impl LocalEngine {
         entry.pending_attach.lock().clear();
         let id = entry.record.lock().id.clone();
         self.disconnect_network(&id).await;
+        // Every failed start leaves the rootfs unmounted, whichever step failed.
+        if let Err(e) = self.inner.snapshots.unmount(id.as_str()) {
+            tracing::debug!(container = %id, error = %e, "unmounting after a failed start");
+        }
         let res = self
             .update(entry, |r| {
                 r.state.error = msg.to_owned();
@@ -669,7 +673,7 @@ impl LocalEngine {
     /// Watches a run until it exits, then records the exit and applies `--rm`.
     pub(crate) fn spawn_monitor(&self, entry: Arc<Entry>, shim: ShimClient) {
         let this = self.clone();
-        self.inner.tasks.lock().spawn(async move {
+        self.inner.spawn_task(async move {
             let status = match shim.wait().await {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -924,28 +928,34 @@ impl LocalEngine {
         Ok(())
     }
 
-    pub(crate) async fn wait(&self, name: &str, condition: WaitCondition) -> Result<ExitStatus> {
+    /// Registers a waiter now and returns the future that resolves when `condition` holds:
+    /// the baseline for `next-exit` is taken before the caller answers its client, so a
+    /// container started (and ended) right after cannot be missed.
+    pub(crate) fn wait(&self, name: &str, condition: WaitCondition) -> Result<WaitFuture> {
         let entry = self.lookup(name)?;
         let mut rx = entry.run.subscribe();
         let start = *rx.borrow();
-        let done = |s: &super::RunState| match condition {
-            WaitCondition::NotRunning => !s.running,
-            WaitCondition::NextExit => s.exits > start.exits,
-            WaitCondition::Removed => s.removed,
-        };
-        let s = match rx.wait_for(done).await {
-            Ok(s) => *s,
-            // The sender is gone only when the entry was dropped, i.e. removed.
-            Err(_) => super::RunState {
-                removed: true,
-                ..start
-            },
-        };
-        let (code, oom) = s.last.unwrap_or((0, false));
-        Ok(ExitStatus {
-            code,
-            oom_killed: oom,
-        })
+        Ok(Box::pin(async move {
+            let done = |s: &super::RunState| match condition {
+                WaitCondition::NotRunning => !s.running,
+                WaitCondition::NextExit => s.exits > start.exits,
+                WaitCondition::Removed => s.removed,
+            };
+            // `remove` publishes `removed` before the entry goes; a closed channel means
+            // the same.
+            let s = match rx.wait_for(done).await {
+                Ok(s) => *s,
+                Err(_) => super::RunState {
+                    removed: true,
+                    ..start
+                },
+            };
+            let (code, oom) = s.last.unwrap_or((0, false));
+            ExitStatus {
+                code,
+                oom_killed: oom,
+            }
+        }))
     }
 
     pub(crate) async fn remove(&self, name: &str, force: bool, volumes: bool) -> Result<()> {

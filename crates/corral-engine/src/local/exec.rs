@@ -275,10 +275,7 @@ impl LocalEngine {
     fn spawn_exec_waiter(&self, exec: &Arc<ExecEntry>, shim: ShimClient, rec: ContainerRecord) {
         let this = self.clone();
         let exec = Arc::clone(exec);
-        let mut tasks = self.inner.tasks.lock();
-        // Finished tasks keep their slot until joined: collect them here.
-        while tasks.try_join_next().is_some() {}
-        tasks.spawn(async move {
+        self.inner.spawn_task(async move {
             let code = match shim.exec_wait(&exec.id).await {
                 Ok(code) => i64::from(code),
                 Err(err) => {

@@ -152,6 +152,18 @@ pub(crate) struct Inner {
     pub(crate) network: network::Networking,
 }
 
+// === impl Inner ===
+
+impl Inner {
+    /// Spawns a background task owned by the engine (aborted at shutdown), first collecting
+    /// finished ones, which keep their slot in the set until joined.
+    pub(crate) fn spawn_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock();
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+}
+
 // === impl LocalEngine ===
 
 impl LocalEngine {

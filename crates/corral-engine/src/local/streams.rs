@@ -32,8 +32,13 @@ impl LocalEngine {
         let mut rx = entry.run.subscribe();
         let (tx, out) = watch::channel(!rx.borrow().running);
         tokio::spawn(async move {
-            let _ = rx.wait_for(|s| !s.running).await;
-            let _ = tx.send(true);
+            // Ends with the run, or as soon as the log reader is gone.
+            tokio::select! {
+                _ = rx.wait_for(|s| !s.running) => {
+                    let _ = tx.send(true);
+                }
+                _ = tx.closed() => {}
+            }
         });
         out
     }

@@ -110,8 +110,8 @@ impl Engine for LocalEngine {
         self.rename(name, new_name).await
     }
 
-    async fn wait_container(&self, name: &str, condition: WaitCondition) -> Result<ExitStatus> {
-        self.wait(name, condition).await
+    async fn wait_container(&self, name: &str, condition: WaitCondition) -> Result<WaitFuture> {
+        self.wait(name, condition)
     }
 
     async fn remove_container(&self, name: &str, force: bool, volumes: bool) -> Result<()> {
