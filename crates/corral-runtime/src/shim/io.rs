@@ -13,10 +13,16 @@ use parking_lot::{Condvar, Mutex};
 use super::protocol::{encode_frame, FrameStream};
 use crate::logs::{LogStream, LogWriter};
 
+/// How long one write to an attached client may block before that client is dropped. A
+/// client that stops reading (a suspended `docker attach`, a hung SDK) must not stall the
+/// container's output, its log or the other clients for longer than this.
+const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Output fan-out and stdin of one container.
 #[derive(Debug)]
 pub(crate) struct IoHub {
     tty: bool,
+    client_write_timeout: Duration,
     log: Mutex<LogWriter>,
     /// Attached clients; `None` once output is over.
     clients: Mutex<Option<Vec<Client>>>,
@@ -35,8 +41,19 @@ struct Client {
 
 impl IoHub {
     pub(crate) fn new(tty: bool, log: LogWriter, stdin: Option<File>) -> Arc<Self> {
+        Self::with_client_write_timeout(tty, log, stdin, CLIENT_WRITE_TIMEOUT)
+    }
+
+    /// Like [`IoHub::new`] with another bound on a blocked client write.
+    fn with_client_write_timeout(
+        tty: bool,
+        log: LogWriter,
+        stdin: Option<File>,
+        client_write_timeout: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             tty,
+            client_write_timeout,
             log: Mutex::new(log),
             clients: Mutex::new(Some(Vec::new())),
             stdin: Mutex::new(stdin),
@@ -98,12 +115,21 @@ impl IoHub {
                 return true;
             }
             let bytes = frame.as_deref().unwrap_or(data);
-            client.stream.write_all(bytes).is_ok()
+            let written = client.stream.write_all(bytes);
+            if let Err(err) = &written {
+                // A timed-out write may have sent part of a frame: the client cannot resync,
+                // so it is dropped (its stream closes) rather than fed more.
+                tracing::warn!(error = %err, "dropping an attached client that stopped reading");
+            }
+            written.is_ok()
         });
     }
 
     /// Adds an attached client; when output is already over its stream is closed at once.
     pub(crate) fn add_client(&self, stream: UnixStream, stdout: bool, stderr: bool) {
+        if let Err(err) = stream.set_write_timeout(Some(self.client_write_timeout)) {
+            tracing::warn!(error = %err, "failed to bound writes to an attached client");
+        }
         match self.clients.lock().as_mut() {
             Some(clients) => clients.push(Client {
                 stream,
@@ -160,5 +186,53 @@ impl IoHub {
             let _ = client.stream.shutdown(Shutdown::Write);
         }
         self.stdin.lock().take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::{read_logs, LogConfig, LogReadOptions};
+
+    #[test]
+    fn a_client_that_stops_reading_is_dropped_and_output_still_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let log = LogWriter::open(
+            &path,
+            LogConfig {
+                max_size: None,
+                max_files: 1,
+            },
+        )
+        .unwrap();
+        let hub = IoHub::with_client_write_timeout(true, log, None, Duration::from_millis(200));
+        let (stalled, _kept_unread) = UnixStream::pair().unwrap();
+        let (reading, mut reader) = UnixStream::pair().unwrap();
+        hub.add_client(stalled, true, true);
+        hub.add_client(reading, true, true);
+        let drain = std::thread::spawn(move || {
+            let mut total = 0usize;
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                total += n;
+            }
+            total
+        });
+        // Far more than a unix socket buffers: the stalled client's writes must time out.
+        let line = vec![b'x'; 1023];
+        let mut chunk = line.clone();
+        chunk.push(b'\n');
+        for _ in 0..4096 {
+            hub.publish(LogStream::Stdout, &chunk);
+        }
+        assert_eq!(hub.clients.lock().as_ref().map(Vec::len), Some(1));
+        hub.close_clients();
+        assert_eq!(drain.join().unwrap(), 4096 * 1024);
+        let entries = read_logs(&path, &LogReadOptions::default()).unwrap();
+        assert_eq!(entries.len(), 4096);
     }
 }
