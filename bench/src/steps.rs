@@ -567,6 +567,7 @@ pub(crate) fn api(r: &mut Results, engines: &[Engine], img: &Images, sz: &Sizes)
 /// 7. Throughput of a container's stdout through `logs -f`.
 pub(crate) fn logs(r: &mut Results, engines: &[Engine], img: &Images, sz: &Sizes) -> Result<()> {
     let bytes = sz.log_mib * 1024 * 1024;
+    let log_size = format!("max-size={}m", 2 * sz.log_mib);
     // 64-byte lines, as a chatty service would write them.
     let script = format!(
         "yes 0123456789abcdef0123456789abcdef0123456789abcdef0123456789a | head -c {bytes}"
@@ -575,7 +576,21 @@ pub(crate) fn logs(r: &mut Results, engines: &[Engine], img: &Images, sz: &Sizes
         for e in engines {
             check_stop()?;
             let t = Instant::now();
-            let id = e.cli(&["run", "-d", NONE, &img.run, "sh", "-c", &script])?;
+            // The same json-file settings on every engine, large enough that the file never
+            // rotates: Corral's daemon default is 10 MiB x 3 and dockerd's is unbounded, and a
+            // follower that falls more than `max-file` rotations behind a writer loses output
+            // on either engine. This step measures throughput, not rotation.
+            let id = e.cli(&[
+                "run",
+                "-d",
+                NONE,
+                "--log-opt",
+                &log_size,
+                &img.run,
+                "sh",
+                "-c",
+                &script,
+            ])?;
             let mut child = e
                 .command(&["logs", "-f", &id])
                 .stdout(Stdio::piped())
