@@ -97,7 +97,7 @@ pub(crate) async fn info(State(st): State<AppState>) -> ApiResult<Json<Value>> {
         "Isolation": "",
         "InitBinary": "",
         "SecurityOptions": ["name=seccomp,profile=builtin"],
-        "Warnings": null,
+        "Warnings": i.warnings,
     })))
 }
 

@@ -281,6 +281,8 @@ pub struct HostInfo {
     pub name: String,
     /// Registries allowed over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// Conditions an operator should fix (`docker info` prints them as WARNING lines).
+    pub warnings: Vec<String>,
 }
 
 /// A request to create a volume (`docker volume create`).

@@ -82,11 +82,14 @@ fn fnv(s: &str) -> u32 {
     })
 }
 
+/// The first letters of every Corral bridge's name (`cr+` in iptables terms).
+pub const BRIDGE_PREFIX: &str = "cr";
+
 /// The bridge name of network `network_id` of `instance`: `cr` + 6 hex of the instance +
 /// `-` + 6 chars of the id, 15 bytes, so several daemons never share a bridge.
 pub fn bridge_name(instance: &str, network_id: &str) -> String {
     let id: String = network_id.chars().take(6).collect();
-    format!("cr{:06x}-{id}", fnv(instance) & 0x00ff_ffff)
+    format!("{BRIDGE_PREFIX}{:06x}-{id}", fnv(instance) & 0x00ff_ffff)
 }
 
 /// The host end of the veth of container `container_id` on its `index`-th network
@@ -332,6 +335,21 @@ impl Firewall {
         self.nft
             .delete_table(rules::TABLE_FAMILY, &rules::table_name(&self.instance))
             .map_err(Error::sys("deleting the nftables table"))
+    }
+
+    /// A warning when another table's forward chain drops by default without allowing
+    /// Corral's bridges ([`crate::host_firewall`]); `None` when forwarding is open or the
+    /// ruleset cannot be read (the check is advice, never an error).
+    pub fn host_forward_warning(&self) -> Option<String> {
+        let json = match self.nft.ruleset_json() {
+            Ok(json) => json,
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot read the host's nftables ruleset");
+                return None;
+            }
+        };
+        let own = rules::table_name(&self.instance);
+        crate::host_firewall::warning(&crate::host_firewall::forward_blockers(&json, &own))
     }
 }
 

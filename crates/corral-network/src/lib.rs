@@ -7,6 +7,7 @@
 
 pub mod bridge;
 pub mod error;
+pub mod host_firewall;
 pub mod ipam;
 pub mod rules;
 

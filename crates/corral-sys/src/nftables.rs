@@ -1,8 +1,9 @@
 //! nftables rulesets through `nft -f -`, behind the [`Nftables`] trait.
 //!
 //! Callers own whole tables: they apply a ruleset that (re)defines their table and delete it
-//! by name. Nothing here lists or flushes the full ruleset, so other tables (the host
-//! firewall, dockerd's iptables-nft tables) are never touched.
+//! by name. Nothing here flushes the full ruleset, so other tables (the host firewall,
+//! dockerd's iptables-nft tables) are never changed; they are only read, to warn when the
+//! host's forward policy blocks container traffic.
 
 use std::io::{self, Write};
 use std::process::{Command, Stdio};
@@ -26,6 +27,12 @@ pub trait Nftables: Send + Sync {
     /// # Errors
     /// `nft` failed for another reason.
     fn delete_table(&self, family: &str, name: &str) -> io::Result<()>;
+
+    /// The whole ruleset in nft's JSON form (`nft -j list ruleset`), read only.
+    ///
+    /// # Errors
+    /// `nft` failed.
+    fn ruleset_json(&self) -> io::Result<String>;
 }
 
 /// The [`Nftables`] implementation running the `nft` binary.
@@ -104,6 +111,10 @@ impl Nftables for NftCommand {
         }
         self.run(&["delete", "table", family, name], None).map(drop)
     }
+
+    fn ruleset_json(&self) -> io::Result<String> {
+        self.run(&["-j", "list", "ruleset"], None)
+    }
 }
 
 /// An [`Nftables`] that keeps the applied rulesets in memory.
@@ -111,6 +122,7 @@ impl Nftables for NftCommand {
 #[derive(Debug, Default)]
 pub struct FakeNftables {
     state: std::sync::RwLock<Vec<String>>,
+    ruleset: std::sync::RwLock<String>,
 }
 
 #[cfg(any(test, feature = "fake"))]
@@ -118,6 +130,13 @@ impl FakeNftables {
     /// An empty fake.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets what [`Nftables::ruleset_json`] returns (the host's other tables).
+    pub fn set_ruleset_json(&self, json: &str) {
+        if let Ok(mut r) = self.ruleset.write() {
+            *r = json.to_owned();
+        }
     }
 
     /// Every ruleset applied so far, in order.
@@ -140,5 +159,16 @@ impl Nftables for FakeNftables {
     }
     fn delete_table(&self, _family: &str, _name: &str) -> io::Result<()> {
         Ok(())
+    }
+    fn ruleset_json(&self) -> io::Result<String> {
+        let r = self
+            .ruleset
+            .read()
+            .map_err(|_| io::Error::other("fake poisoned"))?;
+        Ok(if r.is_empty() {
+            r#"{"nftables": []}"#.to_owned()
+        } else {
+            r.clone()
+        })
     }
 }

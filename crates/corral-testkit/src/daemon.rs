@@ -86,6 +86,9 @@ pub struct DaemonOptions {
     pub extra_args: Vec<String>,
     /// Instance name; [`unique_instance`] when `None`.
     pub instance: Option<String>,
+    /// Run the daemon in this network namespace (a `/run/netns/NAME` path) through
+    /// `nsenter --net`, as if it were another host; its mounts stay in the test's namespace.
+    pub netns: Option<PathBuf>,
 }
 
 /// A running `corral server` with private data and run directories.
@@ -121,7 +124,14 @@ impl TestDaemon {
         std::fs::create_dir_all(&run_dir)?;
         let log = root.path().join("daemon.log");
         let log_file = File::create(&log)?;
-        let mut cmd = Command::new(&bin);
+        let mut cmd = match &opts.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
         cmd.arg("server")
             .arg("--data-dir")
             .arg(&data_dir)
@@ -141,7 +151,7 @@ impl TestDaemon {
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
         let command = (
-            bin.clone(),
+            PathBuf::from(cmd.get_program()),
             cmd.get_args().map(std::ffi::OsStr::to_os_string).collect(),
         );
         let child = cmd

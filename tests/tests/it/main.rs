@@ -9,6 +9,7 @@ mod common;
 mod corral_cli;
 mod distribution;
 mod files;
+mod host_firewall;
 mod images;
 mod isolation;
 mod lifecycle;

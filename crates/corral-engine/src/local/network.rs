@@ -182,7 +182,16 @@ impl Networking {
             }
             this.sync(&st)?;
         }
+        if let Some(advice) = this.host_firewall_warning() {
+            tracing::warn!(%advice, "the host firewall blocks forwarded container traffic");
+        }
         Ok(this)
+    }
+
+    /// Advice when the host's own forward chain drops Corral's traffic (blocking: runs
+    /// `nft`); see `corral_network::host_firewall`.
+    pub(crate) fn host_firewall_warning(&self) -> Option<String> {
+        self.firewall.host_forward_warning()
     }
 
     fn spec(net: &NetRecord) -> NetworkSpec {

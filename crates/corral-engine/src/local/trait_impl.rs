@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::LocalEngine;
 use crate::api::*;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::Event;
 
 #[async_trait]
@@ -202,7 +202,16 @@ impl Engine for LocalEngine {
 
     async fn info(&self) -> Result<HostInfo> {
         let cfg = &self.inner.cfg;
+        let this = self.clone();
+        let warnings =
+            tokio::task::spawn_blocking(move || this.inner.network.host_firewall_warning())
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .into_iter()
+                .map(|w| format!("WARNING: {w}"))
+                .collect();
         Ok(HostInfo {
+            warnings,
             containers: self.counts(),
             images: self.inner.images.read().len(),
             default_runtime: cfg.default_runtime.clone(),
