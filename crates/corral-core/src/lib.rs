@@ -12,7 +12,7 @@ pub mod image;
 pub mod volume;
 
 pub use container::{
-    ContainerRecord, ContainerSpec, ContainerState, ContainerStatus, HostSpec, LogConfig,
+    ContainerRecord, ContainerSpec, ContainerState, ContainerStatus, EndpointSpec, HostSpec, LogConfig,
     MountSpec, MountType, RestartPolicy,
 };
 pub use error::ErrorKind;

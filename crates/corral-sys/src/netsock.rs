@@ -8,7 +8,9 @@
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddrV4, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(any(test, feature = "fake"))]
+use std::path::PathBuf;
 
 use crate::netlink::{LinuxNetlink, Netlink};
 

@@ -1,9 +1,10 @@
-//! Container networking of the local engine: the default `bridge` network, one network
-//! namespace and veth endpoint per bridged container, published ports and the instance's
-//! nftables table. The state (networks with their IPAM pools, endpoints with their ports) is
-//! plain data kept in the state store under [`STATE_KEY`], so leases and ports survive daemon
-//! restarts; the kernel objects (bridge, netns bind mounts, veths) survive them too and are
-//! adopted, and the nftables table is re-created with the same content.
+//! Container networking of the local engine: networks with their IPAM pools, each
+//! container's attachments (the networks it is configured for, with aliases and static
+//! addresses) and, while it runs, one namespace with one veth endpoint per attached network,
+//! published ports and the instance's nftables table. The state is plain data kept in the
+//! state store under [`STATE_KEY`], so leases and ports survive daemon restarts; the kernel
+//! objects (bridges, netns bind mounts, veths) survive them too and are adopted, and the
+//! nftables table is re-created with the same content.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
-use corral_core::{ContainerId, ContainerRecord};
+use corral_core::{ContainerId, ContainerRecord, EndpointSpec};
 use corral_network::{
     bridge_name, veth_name, AddressPool, BridgeDriver, Endpoint, Firewall, NetworkDriver,
     NetworkSpec, PortMapping, Proto, SubnetPool, UsedSubnet,
@@ -21,7 +22,7 @@ use corral_sys::netlink::{LinuxNetlink, Netlink};
 use corral_sys::netns::{LinuxNetns, Netns};
 use corral_sys::nftables::NftCommand;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -30,6 +31,9 @@ pub(crate) const STATE_KEY: &str = "network_state";
 
 /// The name of the default network.
 pub(crate) const DEFAULT_NETWORK: &str = "bridge";
+
+/// At most this many networks per container (veth names carry a two-digit index).
+const MAX_ENDPOINTS: usize = 100;
 
 /// A network as persisted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,7 +57,11 @@ pub(crate) struct PortRecord {
     pub(crate) container_port: u16,
 }
 
-/// A container's endpoint as persisted.
+fn eth0() -> String {
+    "eth0".into()
+}
+
+/// A running container's endpoint on one network, as persisted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct EndpointRecord {
     pub(crate) network: String,
@@ -62,16 +70,70 @@ pub(crate) struct EndpointRecord {
     pub(crate) host_veth: String,
     pub(crate) netns: PathBuf,
     pub(crate) ports: Vec<PortRecord>,
+    #[serde(default)]
+    pub(crate) aliases: Vec<String>,
+    #[serde(default = "eth0")]
+    pub(crate) ifname: String,
+    /// The address was asked for (`--ip`), shown as `IPAMConfig`.
+    #[serde(default)]
+    pub(crate) static_ip: bool,
+}
+
+/// A network a container is configured for (running or not), as `connect` and create's
+/// `EndpointsConfig` asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Attachment {
+    pub(crate) network: String,
+    #[serde(default)]
+    pub(crate) aliases: Vec<String>,
+    #[serde(default)]
+    pub(crate) ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub(crate) mac: Option<String>,
 }
 
 /// Everything the engine persists about networking.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct NetState {
     pub(crate) networks: BTreeMap<String, NetRecord>,
-    pub(crate) endpoints: BTreeMap<String, EndpointRecord>,
+    /// Live endpoints per running container, primary (eth0) first.
+    #[serde(default, deserialize_with = "endpoints_compat")]
+    pub(crate) endpoints: BTreeMap<String, Vec<EndpointRecord>>,
+    /// Configured networks per container once `connect`/`disconnect` changed them; until
+    /// then they derive from the container's spec ([`attachments_from_spec`]).
+    #[serde(default)]
+    pub(crate) attachments: BTreeMap<String, Vec<Attachment>>,
+    /// Upstream resolvers of each container served by the embedded DNS.
+    #[serde(default)]
+    pub(crate) dns_upstreams: BTreeMap<String, Vec<std::net::SocketAddr>>,
 }
 
-/// The engine's networking: driver, firewall and persisted state.
+/// Reads `endpoints` written before several networks per container (one record per
+/// container) as well as the current list form, so live restore survives the upgrade.
+fn endpoints_compat<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, Vec<EndpointRecord>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<EndpointRecord>),
+        One(EndpointRecord),
+    }
+    let raw: BTreeMap<String, OneOrMany> = BTreeMap::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| match v {
+            OneOrMany::Many(list) => (k, list),
+            OneOrMany::One(one) => (k, vec![one]),
+        })
+        .collect())
+}
+
+/// A network event for the engine to publish: (action, network id, network name,
+/// container id).
+pub(crate) type NetEvent = (&'static str, String, String, String);
+
+/// The engine's networking: driver, firewall, DNS and persisted state.
 pub(crate) struct Networking {
     netlink: Arc<dyn Netlink>,
     netns: Arc<dyn Netns>,
@@ -81,6 +143,9 @@ pub(crate) struct Networking {
     netns_dir: PathBuf,
     instance: String,
     state: Mutex<NetState>,
+    events: Mutex<Vec<NetEvent>>,
+    pub(crate) dns: corral_dns::DnsServer,
+    pub(crate) sockets: Arc<dyn corral_sys::netsock::NetnsSockets>,
 }
 
 fn mac_string(mac: [u8; 6]) -> String {
@@ -88,6 +153,22 @@ fn mac_string(mac: [u8; 6]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let bad = || Error::InvalidInput(format!("{s} is not a valid mac address"));
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        mac[i] = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    Ok(mac)
 }
 
 fn proto_of(s: &str) -> Result<Proto> {
@@ -105,8 +186,30 @@ fn parse_port(s: &str, what: &str) -> Result<u16> {
         .map_err(|_| Error::InvalidInput(format!("invalid {what} port {s:?}")))
 }
 
-/// A port to publish: protocol, host address, host port (0: ephemeral), container port.
-pub(crate) type RequestedPort = (Proto, Option<Ipv4Addr>, u16, u16);
+/// A host port spec: one port, or a range `a-b` the daemon picks a free port from (as
+/// dockerd does for `-p 8000-8010:80`); `(0, 0)` for an ephemeral port.
+fn parse_host_ports(s: &str) -> Result<(u16, u16)> {
+    if s.is_empty() {
+        return Ok((0, 0));
+    }
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (parse_port(a, "host")?, parse_port(b, "host")?);
+            if a > b || a == 0 {
+                return Err(Error::InvalidInput(format!("invalid host port range {s:?}")));
+            }
+            Ok((a, b))
+        }
+        None => {
+            let p = parse_port(s, "host")?;
+            Ok((p, p))
+        }
+    }
+}
+
+/// A port to publish: protocol, host address, host port range (0..0: ephemeral),
+/// container port.
+pub(crate) type RequestedPort = (Proto, Option<Ipv4Addr>, (u16, u16), u16);
 
 /// The ports `rec` asks to publish: `HostConfig.PortBindings`, plus every exposed port on
 /// an ephemeral host port with `-P`.
@@ -124,12 +227,7 @@ pub(crate) fn requested_ports(rec: &ContainerRecord) -> Result<Vec<RequestedPort
                     Error::InvalidInput(format!("invalid host IP {s:?} (IPv4 only)"))
                 })?),
             };
-            let hp = if hport.is_empty() {
-                0
-            } else {
-                parse_port(hport, "host")?
-            };
-            out.push((proto, ip, hp, cport));
+            out.push((proto, ip, parse_host_ports(hport)?, cport));
         }
     }
     if h.publish_all_ports {
@@ -138,11 +236,67 @@ pub(crate) fn requested_ports(rec: &ContainerRecord) -> Result<Vec<RequestedPort
                 continue;
             }
             let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
-            out.push((proto_of(proto)?, None, 0, parse_port(port, "container")?));
+            out.push((proto_of(proto)?, None, (0, 0), parse_port(port, "container")?));
         }
     }
     Ok(out)
 }
+
+/// Whether `name` is the default network (or one of its spellings in a network mode).
+pub(crate) fn is_default(name: &str) -> bool {
+    matches!(name, "" | "default" | DEFAULT_NETWORK)
+}
+
+/// The networks a container's spec asks for: its network mode first (the primary network,
+/// `eth0`), then the other `EndpointsConfig` entries by name. `host`, `none` and
+/// `container:` modes have none.
+pub(crate) fn attachments_from_spec(rec: &ContainerRecord) -> Vec<Attachment> {
+    let mode = rec.spec.host.network_mode.as_deref().unwrap_or("");
+    if matches!(mode, "host" | "none") || mode.starts_with("container:") {
+        return Vec::new();
+    }
+    let primary = if is_default(mode) { DEFAULT_NETWORK } else { mode };
+    let from = |name: &str, ep: Option<&EndpointSpec>| Attachment {
+        network: name.to_owned(),
+        aliases: ep.map(|e| e.aliases.clone()).unwrap_or_default(),
+        ip: ep
+            .and_then(|e| e.ipv4_address.as_deref())
+            .and_then(|s| s.parse().ok()),
+        mac: ep.and_then(|e| e.mac_address.clone()).filter(|m| !m.is_empty()),
+    };
+    let primary_ep = rec.spec.networks.get(primary).or_else(|| {
+        is_default(mode)
+            .then(|| rec.spec.networks.get("default"))
+            .flatten()
+    });
+    let mut out = vec![from(primary, primary_ep)];
+    for (name, ep) in &rec.spec.networks {
+        if name == primary || (is_default(mode) && is_default(name)) {
+            continue;
+        }
+        out.push(from(name, Some(ep)));
+    }
+    out
+}
+
+fn lease_error(e: corral_network::Error) -> Error {
+    match e {
+        // dockerd's texts and statuses (libnetwork's IPAM errors).
+        corral_network::Error::AddressInUse(_) => {
+            Error::Forbidden("Address already in use".into())
+        }
+        corral_network::Error::AddressOutOfRange { addr, .. } => Error::Refused(format!(
+            "Invalid address {addr}: It does not belong to any of this network's subnets"
+        )),
+        other => other.into(),
+    }
+}
+
+fn ifindex(ifname: &str) -> Option<usize> {
+    ifname.strip_prefix("eth")?.parse().ok()
+}
+
+// === impl Networking ===
 
 impl Networking {
     /// Loads the persisted state and re-creates the kernel side it describes (bridges are
@@ -167,13 +321,16 @@ impl Networking {
             netns_dir: run_dir.join("netns"),
             instance: instance.to_owned(),
             state: Mutex::new(state),
+            events: Mutex::new(Vec::new()),
+            dns: corral_dns::DnsServer::new(),
+            sockets: Arc::new(corral_sys::netsock::LinuxNetnsSockets::new()),
         };
         let st = this.state.lock().clone();
         if !st.endpoints.is_empty() {
             for net in st.networks.values() {
                 this.driver.create(&Self::spec(net))?;
             }
-            for ep in st.endpoints.values() {
+            for ep in st.endpoints.values().flatten() {
                 for p in &ep.ports {
                     if let Err(e) = this.reserve(ep.ip, p) {
                         tracing::warn!(error = %e, "re-publishing a port after restart");
@@ -208,11 +365,44 @@ impl Networking {
         })?)
     }
 
+    /// Reserves one requested port; a host port range takes its first free port.
+    fn reserve_requested(&self, ip: Ipv4Addr, req: &RequestedPort) -> Result<PortRecord> {
+        let (proto, host_ip, (lo, hi), container_port) = *req;
+        let mut last = None;
+        for host_port in lo..=hi {
+            let m = PortMapping {
+                proto,
+                host_ip,
+                host_port,
+                container_ip: ip,
+                container_port,
+            };
+            match self.firewall.reserve(&m) {
+                Ok(m) => {
+                    return Ok(PortRecord {
+                        proto: m.proto.as_str().into(),
+                        host_ip: m
+                            .host_ip
+                            .map(|i| i.to_string())
+                            .unwrap_or_else(|| "0.0.0.0".into()),
+                        host_port: m.host_port,
+                        container_port: m.container_port,
+                    })
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.map_or_else(
+            || Error::InvalidInput("empty host port range".into()),
+            Error::from,
+        ))
+    }
+
     fn sync(&self, st: &NetState) -> Result<()> {
         let active: Vec<NetworkSpec> = st
             .networks
             .values()
-            .filter(|n| st.endpoints.values().any(|e| e.network == n.name))
+            .filter(|n| st.endpoints.values().flatten().any(|e| e.network == n.name))
             .map(Self::spec)
             .collect();
         Ok(self.firewall.sync(&active)?)
@@ -221,6 +411,20 @@ impl Networking {
     fn persist(&self, st: &NetState) -> Result<()> {
         let json = serde_json::to_string(st).map_err(|e| Error::Internal(e.to_string()))?;
         Ok(self.store.put_meta(STATE_KEY, &json)?)
+    }
+
+    /// The network events since the last call, for the engine to publish.
+    pub(crate) fn take_events(&self) -> Vec<NetEvent> {
+        std::mem::take(&mut *self.events.lock())
+    }
+
+    fn event(&self, action: &'static str, net: &NetRecord, container: &str) {
+        self.events.lock().push((
+            action,
+            net.id.clone(),
+            net.name.clone(),
+            container.to_owned(),
+        ));
     }
 
     /// The default network, created (subnet allocated and persisted) on first use.
@@ -251,6 +455,9 @@ impl Networking {
         if let Some(n) = st.networks.get(key) {
             return Some(n.clone());
         }
+        if let Some(n) = st.networks.values().find(|n| n.id == key) {
+            return Some(n.clone());
+        }
         let mut hits = st
             .networks
             .values()
@@ -261,10 +468,48 @@ impl Networking {
         }
     }
 
+    /// Resolves `key` to a network, allocating the default one on first use.
+    fn resolve(&self, st: &mut NetState, key: &str) -> Result<NetRecord> {
+        if is_default(key) {
+            return self.default_network(st);
+        }
+        self.find(st, key)
+            .ok_or_else(|| Error::NoSuchNetwork(key.to_owned()))
+    }
+
     /// Whether `key` names a user-defined network (or the default one once allocated).
     pub(crate) fn exists(&self, key: &str) -> bool {
         let st = self.state.lock();
         self.find(&st, key).is_some()
+    }
+
+    /// Checks the network parts of a create request as dockerd does: every named network
+    /// exists, aliases and static addresses only on user-defined networks, addresses and
+    /// MACs well-formed.
+    pub(crate) fn validate_spec(&self, spec: &corral_core::ContainerSpec) -> Result<()> {
+        let mode = spec.host.network_mode.as_deref().unwrap_or("");
+        match mode {
+            "" | "default" | "bridge" | "none" | "host" => {}
+            m if m.starts_with("container:") => {}
+            other if self.exists(other) => {}
+            other => return Err(Error::NoSuchNetwork(other.to_owned())),
+        }
+        for (name, ep) in &spec.networks {
+            if !is_default(name) && !["host", "none"].contains(&name.as_str()) && !self.exists(name)
+            {
+                return Err(Error::NoSuchNetwork(name.clone()));
+            }
+            check_endpoint(name, ep)?;
+        }
+        Ok(())
+    }
+
+    /// The networks container `rec` is configured for.
+    pub(crate) fn attachments(&self, st: &NetState, rec: &ContainerRecord) -> Vec<Attachment> {
+        st.attachments
+            .get(rec.id.as_str())
+            .cloned()
+            .unwrap_or_else(|| attachments_from_spec(rec))
     }
 
     /// Creates a user-defined network (state only: its bridge appears with the first
@@ -327,18 +572,19 @@ impl Networking {
             pool: AddressPool::new(subnet, gateway, range)?,
             labels: req.labels.clone(),
         };
-        st.networks.insert(req.name.clone(), rec);
+        st.networks.insert(req.name.clone(), rec.clone());
         if let Err(e) = self.persist(&st) {
             st.networks.remove(&req.name);
             return Err(e);
         }
+        self.event("create", &rec, "");
         Ok(id)
     }
 
     /// Removes a user-defined network; refused while a container is connected. Blocking.
     pub(crate) fn remove_network(&self, key: &str) -> Result<()> {
         if ["host", "none", DEFAULT_NETWORK].contains(&key) {
-            return Err(Error::Conflict(format!(
+            return Err(Error::Forbidden(format!(
                 "{key} is a pre-defined network and cannot be removed"
             )));
         }
@@ -347,12 +593,17 @@ impl Networking {
             .find(&st, key)
             .ok_or_else(|| Error::NoSuchNetwork(key.to_owned()))?;
         if net.name == DEFAULT_NETWORK {
-            return Err(Error::Conflict(format!(
+            return Err(Error::Forbidden(format!(
                 "{DEFAULT_NETWORK} is a pre-defined network and cannot be removed"
             )));
         }
-        if st.endpoints.values().any(|e| e.network == net.name) {
-            return Err(Error::Conflict(format!(
+        if st
+            .endpoints
+            .values()
+            .flatten()
+            .any(|e| e.network == net.name)
+        {
+            return Err(Error::Forbidden(format!(
                 "error while removing network: network {} id {} has active endpoints",
                 net.name, net.id
             )));
@@ -360,7 +611,9 @@ impl Networking {
         self.driver.remove(&Self::spec(&net))?;
         st.networks.remove(&net.name);
         self.sync(&st)?;
-        self.persist(&st)
+        self.persist(&st)?;
+        self.event("destroy", &net, "");
+        Ok(())
     }
 
     /// Subnets taken by networks and host routes (Corral's own bridges excluded, as their
@@ -389,120 +642,318 @@ impl Networking {
         Ok(used)
     }
 
-    /// Connects a bridged container before its shim starts: creates its namespace, leases an
-    /// address, plugs a veth and publishes its ports. Returns the namespace path and the
-    /// address. Blocking: call from a blocking context. Leaves nothing behind on error.
-    pub(crate) fn connect(&self, rec: &ContainerRecord) -> Result<(PathBuf, Ipv4Addr)> {
-        let id = rec.id.as_str().to_owned();
-        // A previous run's endpoint (e.g. the daemon died before recording the exit).
-        self.disconnect(&rec.id)?;
-        let requested = requested_ports(rec)?;
-        let mut st = self.state.lock();
-        let net = match rec.spec.host.network_mode.as_deref() {
-            None | Some("" | "default" | DEFAULT_NETWORK) => self.default_network(&mut st)?,
-            Some(name) => self
-                .find(&st, name)
-                .ok_or_else(|| Error::NoSuchNetwork(name.to_owned()))?,
-        };
-        self.driver.create(&Self::spec(&net))?;
+    /// Leases an address on `net`, plugs a veth `eth<index>` into `ns` and publishes
+    /// `requested`; undoes its own steps on error.
+    #[allow(clippy::too_many_arguments)]
+    fn plug(
+        &self,
+        st: &mut NetState,
+        id: &str,
+        ns: &std::path::Path,
+        net: &NetRecord,
+        att: &Attachment,
+        index: usize,
+        requested: &[RequestedPort],
+    ) -> Result<EndpointRecord> {
+        let mac = att.mac.as_deref().map(parse_mac).transpose()?;
+        self.driver.create(&Self::spec(net))?;
         let ip = st
             .networks
             .get_mut(&net.name)
             .ok_or_else(|| Error::NoSuchNetwork(net.name.clone()))?
             .pool
-            .lease(None)?;
-        let ns_path = self.netns_dir.join(&id);
+            .lease(att.ip)
+            .map_err(lease_error)?;
         let ep = Endpoint {
-            netns: ns_path.clone(),
-            host_veth: veth_name(&id, 0),
-            ifname: "eth0".into(),
+            netns: ns.to_path_buf(),
+            host_veth: veth_name(id, index),
+            ifname: format!("eth{index}"),
             ip,
-            default_route: true,
+            default_route: index == 0,
+            mac,
         };
         let mut ports = Vec::new();
         let attempt = (|| -> Result<String> {
-            let _ = self.netns.delete(&ns_path);
-            self.netns.create(&ns_path).map_err(|e| {
-                Error::Internal(format!("creating netns {}: {e}", ns_path.display()))
-            })?;
-            let mac = self.driver.attach(&Self::spec(&net), &ep)?;
-            for (proto, host_ip, host_port, container_port) in &requested {
-                let m = self.firewall.reserve(&PortMapping {
-                    proto: *proto,
-                    host_ip: *host_ip,
-                    host_port: *host_port,
-                    container_ip: ip,
-                    container_port: *container_port,
-                })?;
-                ports.push(PortRecord {
-                    proto: m.proto.as_str().into(),
-                    host_ip: m
-                        .host_ip
-                        .map(|i| i.to_string())
-                        .unwrap_or_else(|| "0.0.0.0".into()),
-                    host_port: m.host_port,
-                    container_port: m.container_port,
-                });
+            let mac = self.driver.attach(&Self::spec(net), &ep)?;
+            for req in requested {
+                ports.push(self.reserve_requested(ip, req)?);
             }
             Ok(mac_string(mac))
         })();
-        let mac = match attempt {
-            Ok(mac) => mac,
-            Err(e) => {
-                self.firewall.release(ip);
-                let _ = self.driver.detach(&ep);
-                let _ = self.netns.delete(&ns_path);
-                if let Some(n) = st.networks.get_mut(&net.name) {
-                    n.pool.release(ip);
-                }
-                return Err(e);
-            }
-        };
-        st.endpoints.insert(
-            id,
-            EndpointRecord {
+        match attempt {
+            Ok(mac) => Ok(EndpointRecord {
                 network: net.name.clone(),
                 ip,
                 mac,
-                host_veth: ep.host_veth.clone(),
-                netns: ns_path.clone(),
+                host_veth: ep.host_veth,
+                netns: ep.netns,
                 ports,
-            },
-        );
+                aliases: att.aliases.clone(),
+                ifname: ep.ifname,
+                static_ip: att.ip.is_some(),
+            }),
+            Err(e) => {
+                self.firewall.release(ip);
+                let _ = self.driver.detach(&ep);
+                if let Some(n) = st.networks.get_mut(&net.name) {
+                    n.pool.release(ip);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Releases an endpoint's ports, veth and lease; failures are logged.
+    fn unplug(&self, st: &mut NetState, id: &str, ep: &EndpointRecord) {
+        self.firewall.release(ep.ip);
+        let endpoint = Endpoint {
+            netns: ep.netns.clone(),
+            host_veth: ep.host_veth.clone(),
+            ifname: ep.ifname.clone(),
+            ip: ep.ip,
+            default_route: false,
+            mac: None,
+        };
+        if let Err(e) = self.driver.detach(&endpoint) {
+            tracing::warn!(container = %id, error = %e, "removing veth");
+        }
+        if let Some(n) = st.networks.get_mut(&ep.network) {
+            n.pool.release(ep.ip);
+            let net = n.clone();
+            self.event("disconnect", &net, id);
+        }
+    }
+
+    /// Connects a container before its shim starts: creates its namespace and plugs one
+    /// endpoint per configured network (the first one `eth0` with the default route and
+    /// the published ports). Returns the namespace path and the primary address (`None`
+    /// when every network was disconnected: the namespace has only `lo`). Blocking.
+    /// Leaves nothing behind on error.
+    pub(crate) fn connect(
+        &self,
+        rec: &ContainerRecord,
+        upstreams: Vec<std::net::SocketAddr>,
+    ) -> Result<(PathBuf, Option<Ipv4Addr>)> {
+        let id = rec.id.as_str().to_owned();
+        // A previous run's endpoints (e.g. the daemon died before recording the exit).
+        self.disconnect(&rec.id)?;
+        let requested = requested_ports(rec)?;
+        let mut st = self.state.lock();
+        let atts = self.attachments(&st, rec);
+        let mut nets = Vec::new();
+        for a in &atts {
+            nets.push(self.resolve(&mut st, &a.network)?);
+        }
+        let ns_path = self.netns_dir.join(&id);
+        let _ = self.netns.delete(&ns_path);
+        self.netns
+            .create(&ns_path)
+            .map_err(|e| Error::Internal(format!("creating netns {}: {e}", ns_path.display())))?;
+        let mut eps: Vec<EndpointRecord> = Vec::new();
+        for (i, (att, net)) in atts.iter().zip(&nets).enumerate() {
+            let ports: &[RequestedPort] = if i == 0 { &requested } else { &[] };
+            match self.plug(&mut st, &id, &ns_path, net, att, i, ports) {
+                Ok(ep) => eps.push(ep),
+                Err(e) => {
+                    for ep in &eps {
+                        self.unplug(&mut st, &id, ep);
+                    }
+                    self.events.lock().retain(|ev| ev.3 != id);
+                    let _ = self.netns.delete(&ns_path);
+                    return Err(e);
+                }
+            }
+        }
+        if eps.is_empty() {
+            // Only `lo`, which the driver brings up with the first endpoint otherwise.
+            let _ = self.netlink.set_up(Some(&ns_path), "lo");
+        }
+        for net in &nets {
+            self.event("connect", net, &id);
+        }
+        let primary = eps.first().map(|e| e.ip);
+        st.endpoints.insert(id.clone(), eps);
+        st.dns_upstreams.insert(id, upstreams);
         let res = self.sync(&st).and_then(|()| self.persist(&st));
         drop(st);
         if let Err(e) = res {
             let _ = self.disconnect(&rec.id);
             return Err(e);
         }
-        Ok((ns_path, ip))
+        Ok((ns_path, primary))
     }
 
-    /// Tears a container's endpoint down (ports, veth, namespace, lease); nothing to do when
-    /// it has none. Blocking.
+    /// Tears a container's endpoints down (ports, veths, namespace, leases); nothing to do
+    /// when it has none. Blocking.
     pub(crate) fn disconnect(&self, id: &ContainerId) -> Result<()> {
         let mut st = self.state.lock();
-        let Some(ep) = st.endpoints.remove(id.as_str()) else {
+        let Some(eps) = st.endpoints.remove(id.as_str()) else {
             return Ok(());
         };
-        self.firewall.release(ep.ip);
-        let endpoint = Endpoint {
-            netns: ep.netns.clone(),
-            host_veth: ep.host_veth.clone(),
-            ifname: "eth0".into(),
-            ip: ep.ip,
-            default_route: true,
-        };
-        if let Err(e) = self.driver.detach(&endpoint) {
-            tracing::warn!(container = %id, error = %e, "removing veth");
+        st.dns_upstreams.remove(id.as_str());
+        for ep in &eps {
+            self.unplug(&mut st, id.as_str(), ep);
         }
-        if let Err(e) = self.netns.delete(&ep.netns) {
+        let ns = eps
+            .first()
+            .map_or_else(|| self.netns_dir.join(id.as_str()), |e| e.netns.clone());
+        if let Err(e) = self.netns.delete(&ns) {
             tracing::warn!(container = %id, error = %e, "removing netns");
         }
-        if let Some(n) = st.networks.get_mut(&ep.network) {
-            n.pool.release(ep.ip);
-        }
         self.sync(&st)?;
+        self.persist(&st)
+    }
+
+    /// Forgets a removed container's configured networks. Blocking.
+    pub(crate) fn forget(&self, id: &ContainerId) -> Result<()> {
+        let mut st = self.state.lock();
+        if st.attachments.remove(id.as_str()).is_some() {
+            self.persist(&st)?;
+        }
+        Ok(())
+    }
+
+    /// `network connect`: adds `key` to the container's networks; a running container gets
+    /// the endpoint at once (`eth<n>`). Blocking. Leaves nothing behind on error.
+    pub(crate) fn connect_one(
+        &self,
+        rec: &ContainerRecord,
+        running: bool,
+        key: &str,
+        ep: &EndpointSpec,
+    ) -> Result<()> {
+        let id = rec.id.as_str();
+        let mode = rec.spec.host.network_mode.as_deref().unwrap_or("");
+        if key == "host" || mode == "host" || mode.starts_with("container:") {
+            return Err(Error::InvalidInput(if key == "host" {
+                "container cannot be disconnected from host network or connected to host network"
+                    .into()
+            } else {
+                "container sharing network namespace with another container or host cannot be connected to any other network".into()
+            }));
+        }
+        if key == "none" || mode == "none" {
+            return Err(Error::InvalidInput(
+                "container cannot be connected to multiple networks with one of the networks in private (none) mode".into(),
+            ));
+        }
+        let mut st = self.state.lock();
+        let net = self.resolve(&mut st, key)?;
+        check_endpoint(&net.name, ep)?;
+        let att = Attachment {
+            network: net.name.clone(),
+            aliases: ep.aliases.clone(),
+            ip: ep.ipv4_address.as_deref().and_then(|s| s.parse().ok()),
+            mac: ep.mac_address.clone().filter(|m| !m.is_empty()),
+        };
+        if let Some(ip) = att.ip {
+            if !net.pool.subnet.is_host(ip) {
+                return Err(lease_error(corral_network::Error::AddressOutOfRange {
+                    addr: ip,
+                    subnet: net.pool.subnet.to_string(),
+                }));
+            }
+        }
+        let before = st.clone();
+        let mut atts = self.attachments(&st, rec);
+        let live = running.then(|| st.endpoints.get(id).cloned()).flatten();
+        if let Some(eps) = live {
+            if eps.iter().any(|e| e.network == net.name) {
+                return Err(Error::Forbidden(format!(
+                    "endpoint with name {} already exists in network {}",
+                    rec.name, net.name
+                )));
+            }
+            let ns = eps
+                .first()
+                .map_or_else(|| self.netns_dir.join(id), |e| e.netns.clone());
+            let used: Vec<usize> = eps.iter().filter_map(|e| ifindex(&e.ifname)).collect();
+            let index = (0..MAX_ENDPOINTS)
+                .find(|i| !used.contains(i))
+                .ok_or_else(|| Error::Forbidden("too many networks".into()))?;
+            let new = self.plug(&mut st, id, &ns, &net, &att, index, &[])?;
+            st.endpoints.entry(id.to_owned()).or_default().push(new.clone());
+            self.event("connect", &net, id);
+            atts.retain(|a| a.network != net.name);
+            atts.push(att);
+            st.attachments.insert(id.to_owned(), atts);
+            if let Err(e) = self.sync(&st).and_then(|()| self.persist(&st)) {
+                self.unplug(&mut st, id, &new);
+                *st = before;
+                let _ = self.sync(&st);
+                self.events.lock().retain(|ev| ev.3 != id);
+                return Err(e);
+            }
+            return Ok(());
+        }
+        // Not running: dockerd replaces the configuration of an already attached network.
+        match atts.iter_mut().find(|a| a.network == net.name) {
+            Some(a) => *a = att,
+            None => atts.push(att),
+        }
+        st.attachments.insert(id.to_owned(), atts);
+        if let Err(e) = self.persist(&st) {
+            *st = before;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `network disconnect`: removes `key` from the container's networks; a running
+    /// container loses the endpoint at once. Blocking.
+    pub(crate) fn disconnect_one(
+        &self,
+        rec: &ContainerRecord,
+        running: bool,
+        key: &str,
+    ) -> Result<()> {
+        let id = rec.id.as_str();
+        let mode = rec.spec.host.network_mode.as_deref().unwrap_or("");
+        if key == "host" || mode == "host" {
+            return Err(Error::InvalidInput(
+                "container cannot be disconnected from host network or connected to host network"
+                    .into(),
+            ));
+        }
+        let mut st = self.state.lock();
+        let net = if is_default(key) && !st.networks.contains_key(DEFAULT_NETWORK) {
+            self.default_network(&mut st)?
+        } else {
+            self.find(&st, key)
+                .ok_or_else(|| Error::NoSuchNetwork(key.to_owned()))?
+        };
+        let mut atts = self.attachments(&st, rec);
+        let configured = atts.iter().any(|a| a.network == net.name);
+        let live = running
+            .then(|| {
+                st.endpoints
+                    .get(id)
+                    .and_then(|eps| eps.iter().position(|e| e.network == net.name))
+            })
+            .flatten();
+        if running && live.is_none() {
+            return Err(Error::Refused(format!(
+                "container {id} is not connected to network {}",
+                net.name
+            )));
+        }
+        if !running && !configured {
+            return Err(Error::Refused(format!(
+                "container {id} is not connected to the network {}",
+                net.name
+            )));
+        }
+        if let Some(pos) = live {
+            let ep = st.endpoints.get_mut(id).map(|eps| eps.remove(pos));
+            if let Some(ep) = ep {
+                self.unplug(&mut st, id, &ep);
+            }
+        }
+        atts.retain(|a| a.network != net.name);
+        st.attachments.insert(id.to_owned(), atts);
+        if running {
+            self.sync(&st)?;
+        }
         self.persist(&st)
     }
 
@@ -517,7 +968,7 @@ impl Networking {
         Ok(st.clone())
     }
 
-    /// Whether container `id` has an endpoint (cheap, never blocks on the kernel).
+    /// Whether container `id` has endpoints (cheap, never blocks on the kernel).
     pub(crate) fn has_endpoint(&self, id: &ContainerId) -> bool {
         self.state.lock().endpoints.contains_key(id.as_str())
     }
@@ -527,10 +978,11 @@ impl Networking {
         self.state.lock().clone()
     }
 
-    /// On daemon shutdown: when no container is connected, removes the bridges and the
-    /// nftables table (they are re-created on demand); otherwise leaves everything in place
-    /// for live restore.
+    /// On daemon shutdown: stops the DNS listeners; when no container is connected,
+    /// removes the bridges and the nftables table (they are re-created on demand);
+    /// otherwise leaves everything in place for live restore.
     pub(crate) fn shutdown(&self) {
+        self.dns.shutdown();
         let st = self.state.lock();
         if !st.endpoints.is_empty() {
             return;
@@ -546,133 +998,41 @@ impl Networking {
     }
 }
 
-fn endpoint_id(container: &str, network: &str) -> String {
+/// dockerd's checks of one endpoint request.
+fn check_endpoint(network: &str, ep: &EndpointSpec) -> Result<()> {
+    if is_default(network) {
+        if !ep.aliases.is_empty() {
+            return Err(Error::InvalidInput(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+        if ep.ipv4_address.as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(Error::InvalidInput(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+    }
+    if let Some(ip) = ep.ipv4_address.as_deref().filter(|s| !s.is_empty()) {
+        ip.parse::<Ipv4Addr>()
+            .map_err(|_| Error::InvalidInput(format!("invalid IPv4 address: {ip}")))?;
+    }
+    if let Some(mac) = ep.mac_address.as_deref().filter(|s| !s.is_empty()) {
+        parse_mac(mac)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn endpoint_id(container: &str, network: &str) -> String {
     (0..4)
         .map(|i| format!("{:016x}", fnv64(&format!("{container}-{network}-{i}"))))
         .collect()
 }
 
-fn fnv64(s: &str) -> u64 {
+pub(crate) fn fnv64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
-}
-
-impl super::LocalEngine {
-    /// Connects a container whose network mode is the default bridge; `None` for `host`
-    /// and `none`. Blocking.
-    pub(crate) fn connect_network(
-        &self,
-        rec: &ContainerRecord,
-    ) -> Result<Option<(PathBuf, Ipv4Addr)>> {
-        match rec.spec.host.network_mode.as_deref() {
-            Some("host" | "none") => Ok(None),
-            _ => self.inner.network.connect(rec).map(Some),
-        }
-    }
-
-    /// The endpoint of container `id` (full id) in the API's shape.
-    pub(crate) fn network_of(&self, id: &str) -> Option<crate::api::ContainerNetwork> {
-        let st = self.inner.network.snapshot();
-        let ep = st.endpoints.get(id)?;
-        let net = st.networks.get(&ep.network)?;
-        Some(crate::api::ContainerNetwork {
-            network: net.name.clone(),
-            network_id: net.id.clone(),
-            endpoint_id: endpoint_id(id, &net.id),
-            ip: ep.ip.to_string(),
-            prefix_len: net.pool.subnet.prefix(),
-            gateway: net.pool.gateway.to_string(),
-            mac: ep.mac.clone(),
-            sandbox_key: ep.netns.display().to_string(),
-            ports: ep
-                .ports
-                .iter()
-                .map(|p| crate::api::PublishedPort {
-                    proto: p.proto.clone(),
-                    host_ip: p.host_ip.clone(),
-                    host_port: p.host_port,
-                    container_port: p.container_port,
-                })
-                .collect(),
-        })
-    }
-
-    /// `bridge` (its subnet allocated on first listing), `host` and `none`.
-    pub(crate) async fn network_list(&self) -> Result<Vec<crate::api::NetworkInfo>> {
-        let this = self.clone();
-        let st = tokio::task::spawn_blocking(move || this.inner.network.ensure_default())
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
-        let mut out = Vec::new();
-        for net in st.networks.values() {
-            let containers = st
-                .endpoints
-                .iter()
-                .filter(|(_, e)| e.network == net.name)
-                .map(|(id, e)| {
-                    (
-                        id.clone(),
-                        (
-                            endpoint_id(id, &net.id),
-                            e.mac.clone(),
-                            format!("{}/{}", e.ip, net.pool.subnet.prefix()),
-                        ),
-                    )
-                })
-                .collect();
-            out.push(crate::api::NetworkInfo {
-                id: net.id.clone(),
-                name: net.name.clone(),
-                driver: "bridge".into(),
-                created: net.created.clone(),
-                subnet: net.pool.subnet.to_string(),
-                gateway: net.pool.gateway.to_string(),
-                internal: net.internal,
-                bridge: net.bridge.clone(),
-                containers,
-                labels: net.labels.clone(),
-            });
-        }
-        for (name, driver) in [("host", "host"), ("none", "null")] {
-            let id: String = (0..4)
-                .map(|i| {
-                    format!(
-                        "{:016x}",
-                        fnv64(&format!("{}-{name}-{i}", self.inner.cfg.instance))
-                    )
-                })
-                .collect();
-            out.push(crate::api::NetworkInfo {
-                id,
-                name: name.into(),
-                driver: driver.into(),
-                created: String::new(),
-                subnet: String::new(),
-                gateway: String::new(),
-                internal: false,
-                bridge: String::new(),
-                containers: BTreeMap::new(),
-                labels: BTreeMap::new(),
-            });
-        }
-        Ok(out)
-    }
-
-    /// Tears a container's endpoint down from async code; failures are logged.
-    pub(crate) async fn disconnect_network(&self, id: &ContainerId) {
-        if !self.inner.network.has_endpoint(id) {
-            return;
-        }
-        let this = self.clone();
-        let id2 = id.clone();
-        let res = tokio::task::spawn_blocking(move || this.inner.network.disconnect(&id2)).await;
-        match res {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(container = %id, error = %e, "disconnecting network"),
-            Err(e) => tracing::warn!(container = %id, error = %e, "disconnecting network"),
-        }
-    }
 }
 
 /// Appends the container's own address line to its `/etc/hosts`, as dockerd does.
@@ -702,29 +1062,8 @@ pub(crate) fn validate_ports(spec: &corral_core::ContainerSpec) -> Result<()> {
                     Error::InvalidInput(format!("invalid host IP {hip:?} (IPv4 only)"))
                 })?;
             }
-            if !hport.is_empty() {
-                parse_port(hport, "host")?;
-            }
+            parse_host_ports(hport)?;
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fnv_ids_are_stable_hex() {
-        assert_eq!(fnv64(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(mac_string([2, 0x42, 0xac, 0x11, 0, 2]), "02:42:ac:11:00:02");
-    }
-
-    #[test]
-    fn ports_parse_like_docker() {
-        assert_eq!(proto_of("udp").unwrap(), Proto::Udp);
-        assert!(proto_of("sctp").is_err());
-        assert!(parse_port("70000", "host").is_err());
-        assert_eq!(parse_port("8080", "host").unwrap(), 8080);
-    }
 }
