@@ -145,7 +145,10 @@ pub(crate) fn fill_settings(doc: &mut Value, nets: &[ContainerNetwork], name: &s
         }
         s["Ports"] = Value::Object(ports);
     }
-    if let Some(n) = nets.iter().find(|n| n.network == "bridge" && !n.ip.is_empty()) {
+    if let Some(n) = nets
+        .iter()
+        .find(|n| n.network == "bridge" && !n.ip.is_empty())
+    {
         s["EndpointID"] = json!(n.endpoint_id);
         s["Gateway"] = json!(n.gateway);
         s["IPAddress"] = json!(n.ip);
@@ -167,11 +170,14 @@ pub(crate) fn fill_list_item(item: &mut Value, nets: &[ContainerNetwork]) {
     item["Ports"] = Value::Array(ports);
     let mut networks = Map::new();
     for n in nets {
-        networks.insert(n.network.clone(), json!({
-            "NetworkID": n.network_id, "EndpointID": n.endpoint_id, "Gateway": n.gateway,
-            "IPAddress": n.ip, "IPPrefixLen": n.prefix_len, "MacAddress": n.mac,
-            "Aliases": n.aliases,
-        }));
+        networks.insert(
+            n.network.clone(),
+            json!({
+                "NetworkID": n.network_id, "EndpointID": n.endpoint_id, "Gateway": n.gateway,
+                "IPAddress": n.ip, "IPPrefixLen": n.prefix_len, "MacAddress": n.mac,
+                "Aliases": n.aliases,
+            }),
+        );
     }
     item["NetworkSettings"] = json!({ "Networks": networks });
 }
@@ -316,9 +322,8 @@ pub(crate) async fn prune(
         }
     };
     let keep: corral_engine::NetworkKeep = Box::new(move |n: &NetworkInfo| {
-        let old_enough = until.is_none_or(|u| {
-            chrono::DateTime::parse_from_rfc3339(&n.created).is_ok_and(|c| c < u)
-        });
+        let old_enough = until
+            .is_none_or(|u| chrono::DateTime::parse_from_rfc3339(&n.created).is_ok_and(|c| c < u));
         !(old_enough && f.labels_match(&n.labels))
     });
     let removed = st.engine.prune_networks(keep).await?;

@@ -481,7 +481,12 @@ pub trait Engine: Send + Sync + 'static {
         Err(crate::Error::Unsupported("network connect"))
     }
     /// Disconnects a container from a network (`network disconnect`).
-    async fn disconnect_network(&self, _network: &str, _container: &str, _force: bool) -> Result<()> {
+    async fn disconnect_network(
+        &self,
+        _network: &str,
+        _container: &str,
+        _force: bool,
+    ) -> Result<()> {
         Err(crate::Error::Unsupported("network disconnect"))
     }
     /// Removes the unused user-defined networks that `keep` does not keep; returns their

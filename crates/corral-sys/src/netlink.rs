@@ -311,7 +311,11 @@ impl Netlink for LinuxNetlink {
         run_in(ns, move |h| async move {
             let idx = index_of(&h, &link).await?;
             h.link()
-                .set(LinkUnspec::new_with_index(idx).address(mac.to_vec()).build())
+                .set(
+                    LinkUnspec::new_with_index(idx)
+                        .address(mac.to_vec())
+                        .build(),
+                )
                 .execute()
                 .await
                 .map_err(nl_err)

@@ -9,9 +9,7 @@ use std::path::PathBuf;
 use corral_core::{ContainerId, ContainerRecord, EndpointSpec, HostSpec};
 use corral_dns::{ContainerView, Zone, ZoneEntry};
 
-use super::network::{
-    endpoint_id, fnv64, is_default, NetState, DEFAULT_NETWORK,
-};
+use super::network::{endpoint_id, fnv64, is_default, NetState, DEFAULT_NETWORK};
 use crate::error::{Error, Result};
 
 /// The host's resolver configuration: containers on the default network copy it, the
@@ -151,11 +149,14 @@ impl super::LocalEngine {
                 "binding the DNS resolver in {}",
                 netns.display()
             )))?;
-        self.inner
-            .network
-            .dns
-            .serve(id, udp, tcp)
-            .map_err(|e| Error::Internal(format!("{e}: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default())))
+        self.inner.network.dns.serve(id, udp, tcp).map_err(|e| {
+            Error::Internal(format!(
+                "{e}: {}",
+                std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ))
+        })
     }
 
     /// After a daemon restart: serves DNS again for every re-adopted container on a
@@ -296,10 +297,7 @@ impl super::LocalEngine {
 
     /// `POST /networks/prune`: removes the user-defined networks without endpoints that
     /// `keep` does not keep; returns their names.
-    pub(crate) async fn network_prune(
-        &self,
-        keep: crate::api::NetworkKeep,
-    ) -> Result<Vec<String>> {
+    pub(crate) async fn network_prune(&self, keep: crate::api::NetworkKeep) -> Result<Vec<String>> {
         let mut removed = Vec::new();
         for n in self.network_list().await? {
             if ["bridge", "host", "none"].contains(&n.name.as_str())
@@ -310,10 +308,9 @@ impl super::LocalEngine {
             }
             let this = self.clone();
             let name = n.name.clone();
-            let res =
-                tokio::task::spawn_blocking(move || this.inner.network.remove_network(&name))
-                    .await
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+            let res = tokio::task::spawn_blocking(move || this.inner.network.remove_network(&name))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?;
             self.flush_net_events();
             match res {
                 Ok(()) => removed.push(n.name),

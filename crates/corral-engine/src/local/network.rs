@@ -196,7 +196,9 @@ fn parse_host_ports(s: &str) -> Result<(u16, u16)> {
         Some((a, b)) => {
             let (a, b) = (parse_port(a, "host")?, parse_port(b, "host")?);
             if a > b || a == 0 {
-                return Err(Error::InvalidInput(format!("invalid host port range {s:?}")));
+                return Err(Error::InvalidInput(format!(
+                    "invalid host port range {s:?}"
+                )));
             }
             Ok((a, b))
         }
@@ -236,7 +238,12 @@ pub(crate) fn requested_ports(rec: &ContainerRecord) -> Result<Vec<RequestedPort
                 continue;
             }
             let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
-            out.push((proto_of(proto)?, None, (0, 0), parse_port(port, "container")?));
+            out.push((
+                proto_of(proto)?,
+                None,
+                (0, 0),
+                parse_port(port, "container")?,
+            ));
         }
     }
     Ok(out)
@@ -255,14 +262,20 @@ pub(crate) fn attachments_from_spec(rec: &ContainerRecord) -> Vec<Attachment> {
     if matches!(mode, "host" | "none") || mode.starts_with("container:") {
         return Vec::new();
     }
-    let primary = if is_default(mode) { DEFAULT_NETWORK } else { mode };
+    let primary = if is_default(mode) {
+        DEFAULT_NETWORK
+    } else {
+        mode
+    };
     let from = |name: &str, ep: Option<&EndpointSpec>| Attachment {
         network: name.to_owned(),
         aliases: ep.map(|e| e.aliases.clone()).unwrap_or_default(),
         ip: ep
             .and_then(|e| e.ipv4_address.as_deref())
             .and_then(|s| s.parse().ok()),
-        mac: ep.and_then(|e| e.mac_address.clone()).filter(|m| !m.is_empty()),
+        mac: ep
+            .and_then(|e| e.mac_address.clone())
+            .filter(|m| !m.is_empty()),
     };
     let primary_ep = rec.spec.networks.get(primary).or_else(|| {
         is_default(mode)
@@ -282,9 +295,7 @@ pub(crate) fn attachments_from_spec(rec: &ContainerRecord) -> Vec<Attachment> {
 fn lease_error(e: corral_network::Error) -> Error {
     match e {
         // dockerd's texts and statuses (libnetwork's IPAM errors).
-        corral_network::Error::AddressInUse(_) => {
-            Error::Forbidden("Address already in use".into())
-        }
+        corral_network::Error::AddressInUse(_) => Error::Forbidden("Address already in use".into()),
         corral_network::Error::AddressOutOfRange { addr, .. } => Error::Refused(format!(
             "Invalid address {addr}: It does not belong to any of this network's subnets"
         )),
@@ -872,7 +883,10 @@ impl Networking {
                 .find(|i| !used.contains(i))
                 .ok_or_else(|| Error::Forbidden("too many networks".into()))?;
             let new = self.plug(&mut st, id, &ns, &net, &att, index, &[])?;
-            st.endpoints.entry(id.to_owned()).or_default().push(new.clone());
+            st.endpoints
+                .entry(id.to_owned())
+                .or_default()
+                .push(new.clone());
             self.event("connect", &net, id);
             atts.retain(|a| a.network != net.name);
             atts.push(att);
