@@ -85,10 +85,11 @@ struct Upstream {
 impl Upstream {
     fn start() -> Upstream {
         // A loopback address of its own, unlikely to be used by anything else on the host.
-        let addr = Ipv4Addr::new(127, 53, (std::process::id() % 250) as u8 + 1, 53);
+        let third = u8::try_from(std::process::id() % 250).unwrap_or(0) + 1;
+        let addr = Ipv4Addr::new(127, 53, third, 53);
         let sock = UdpSocket::bind((addr, 53)).expect("bind the test upstream resolver");
         sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
+            .expect("set a read timeout");
         let run = Arc::new(AtomicBool::new(true));
         let r2 = run.clone();
         let thread = std::thread::spawn(move || {

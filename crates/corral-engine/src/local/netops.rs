@@ -74,7 +74,8 @@ pub(crate) fn upstreams_for(rec: &ContainerRecord) -> Vec<SocketAddr> {
 }
 
 /// The zone for `st`: every endpoint on a user-defined network under the container's name,
-/// its aliases and its short id; each container with endpoints sees its own networks.
+/// its aliases and its short id; each container with endpoints sees its own networks and
+/// forwards other names only if one of them is not `--internal`.
 pub(crate) fn build_zone(st: &NetState, names: &BTreeMap<String, String>) -> Zone {
     let mut entries = Vec::new();
     let mut views = BTreeMap::new();
@@ -98,11 +99,21 @@ pub(crate) fn build_zone(st: &NetState, names: &BTreeMap<String, String>) -> Zon
             });
             networks.push(net.id.clone());
         }
+        // A container with no way out (only `--internal` networks) gets no forwarding,
+        // as dockerd's resolver does: its queries must not leak names to the outside.
+        let external = eps
+            .iter()
+            .any(|e| st.networks.get(&e.network).is_some_and(|n| !n.internal));
+        let upstreams = if external {
+            st.dns_upstreams.get(cid).cloned().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         views.insert(
             cid.clone(),
             ContainerView {
                 networks,
-                upstreams: st.dns_upstreams.get(cid).cloned().unwrap_or_default(),
+                upstreams,
             },
         );
     }
@@ -454,6 +465,79 @@ impl super::LocalEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::local::network::{EndpointRecord, NetRecord};
+    use corral_dns::zone::{Answer, QueryKind};
+
+    fn net(name: &str, subnet: &str) -> NetRecord {
+        NetRecord {
+            id: format!("{name}-id"),
+            name: name.into(),
+            bridge: format!("br-{name}"),
+            internal: false,
+            created: String::new(),
+            pool: corral_network::AddressPool::new(subnet.parse().unwrap(), None, None).unwrap(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    fn ep(network: &str, ip: [u8; 4], aliases: &[&str]) -> EndpointRecord {
+        EndpointRecord {
+            network: network.into(),
+            ip: Ipv4Addr::from(ip),
+            mac: String::new(),
+            host_veth: String::new(),
+            netns: PathBuf::new(),
+            ports: vec![],
+            aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
+            ifname: "eth0".into(),
+            static_ip: false,
+        }
+    }
+
+    #[test]
+    fn the_zone_holds_user_networks_only_with_names_aliases_and_short_ids() {
+        let mut st = NetState::default();
+        for n in [net("bridge", "172.17.0.0/16"), net("front", "10.1.0.0/24")] {
+            st.networks.insert(n.name.clone(), n);
+        }
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        st.endpoints
+            .insert(a.clone(), vec![ep("front", [10, 1, 0, 2], &["web"])]);
+        st.endpoints.insert(
+            b.clone(),
+            vec![
+                ep("bridge", [172, 17, 0, 2], &[]),
+                ep("front", [10, 1, 0, 3], &["web"]),
+            ],
+        );
+        let names = BTreeMap::from([(a.clone(), "one".to_owned()), (b.clone(), "two".to_owned())]);
+        let z = build_zone(&st, &names);
+        assert_eq!(
+            z.answer(&b, "one", QueryKind::A),
+            Answer::A(vec![Ipv4Addr::new(10, 1, 0, 2)])
+        );
+        assert_eq!(
+            z.answer(&a, "web", QueryKind::A),
+            Answer::A(vec![Ipv4Addr::new(10, 1, 0, 2), Ipv4Addr::new(10, 1, 0, 3)])
+        );
+        assert_eq!(
+            z.answer(&a, "bbbbbbbbbbbb", QueryKind::A),
+            Answer::A(vec![Ipv4Addr::new(10, 1, 0, 3)])
+        );
+        // The default bridge publishes no names.
+        assert_eq!(z.view(&b).unwrap().networks, vec!["front-id".to_owned()]);
+        // Only internal networks: nothing is forwarded.
+        let up: Vec<SocketAddr> = vec!["10.9.9.9:53".parse().unwrap()];
+        st.dns_upstreams.insert(a.clone(), up.clone());
+        st.dns_upstreams.insert(b.clone(), up.clone());
+        if let Some(n) = st.networks.get_mut("front") {
+            n.internal = true;
+        }
+        let z = build_zone(&st, &names);
+        assert!(z.view(&a).unwrap().upstreams.is_empty());
+        assert_eq!(z.view(&b).unwrap().upstreams, up);
+    }
 
     #[test]
     fn embedded_resolv_conf_keeps_search_and_options_like_dockerd() {
