@@ -253,10 +253,15 @@ impl DnsServer {
         Ok(())
     }
 
-    /// Stops container `container`'s listener (closing its sockets); absent is fine.
-    pub fn stop(&self, container: &str) {
-        if let Some(task) = self.listeners.lock().remove(container) {
-            task.abort();
+    /// Stops container `container`'s listener (closing its sockets); returns whether it
+    /// had one.
+    pub fn stop(&self, container: &str) -> bool {
+        match self.listeners.lock().remove(container) {
+            Some(task) => {
+                task.abort();
+                true
+            }
+            None => false,
         }
     }
 
@@ -404,8 +409,9 @@ mod tests {
         let m = ask_udp(ua, "example.org.", RecordType::A).await;
         assert_eq!(ips(&m), vec![Ipv4Addr::new(192, 0, 2, 7)]);
 
-        dns.stop("c1");
+        assert!(dns.stop("c1"));
         assert!(!dns.is_serving("c1"));
+        assert!(!dns.stop("c1"));
     }
 
     #[tokio::test]

@@ -200,13 +200,10 @@ impl super::LocalEngine {
         let res = self.inner.network.connect(rec, upstreams_for(rec));
         self.flush_net_events();
         let (ns, ip) = res?;
-        let st = self.inner.network.snapshot();
-        let user_net = st
-            .endpoints
-            .get(rec.id.as_str())
-            .is_some_and(|eps| eps.iter().any(|e| !is_default(&e.network)));
-        self.refresh_dns();
+        let user_net = self.inner.network.has_user_endpoint(&rec.id);
+        // Containers on the default bridge only take no part in DNS: no zone rebuild.
         if user_net || uses_embedded_dns(rec) {
+            self.refresh_dns();
             if let Err(e) = self.start_dns(rec.id.as_str(), &ns) {
                 let _ = self.inner.network.disconnect(&rec.id);
                 self.flush_net_events();
@@ -221,7 +218,8 @@ impl super::LocalEngine {
     /// start, removal); a removed container's configured networks are forgotten too.
     /// Failures are logged.
     pub(crate) async fn disconnect_network(&self, id: &ContainerId) {
-        self.inner.network.dns.stop(id.as_str());
+        let served =
+            self.inner.network.dns.stop(id.as_str()) || self.inner.network.has_user_endpoint(id);
         let removed = !self.inner.containers.read().contains_key(id);
         if !self.inner.network.has_endpoint(id) && !removed {
             return;
@@ -242,7 +240,9 @@ impl super::LocalEngine {
             Err(e) => tracing::warn!(container = %id, error = %e, "disconnecting network"),
         }
         self.flush_net_events();
-        self.refresh_dns();
+        if served {
+            self.refresh_dns();
+        }
     }
 
     /// `POST /networks/{id}/connect`.

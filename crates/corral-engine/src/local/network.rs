@@ -987,6 +987,15 @@ impl Networking {
         self.state.lock().endpoints.contains_key(id.as_str())
     }
 
+    /// Whether container `id` has an endpoint on a user-defined network (cheap).
+    pub(crate) fn has_user_endpoint(&self, id: &ContainerId) -> bool {
+        self.state
+            .lock()
+            .endpoints
+            .get(id.as_str())
+            .is_some_and(|eps| eps.iter().any(|e| !is_default(&e.network)))
+    }
+
     /// A copy of the whole state.
     pub(crate) fn snapshot(&self) -> NetState {
         self.state.lock().clone()
