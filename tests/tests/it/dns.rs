@@ -43,6 +43,28 @@ fn veths_of(id: &str) -> Vec<String> {
         .collect()
 }
 
+/// `POST path` with a JSON body on the engine's socket: (status, body).
+fn post(env: &Env, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(env.subject.socket()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let req = format!(
+        "POST {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
 fn mounts() -> String {
     std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
 }
@@ -283,12 +305,31 @@ fn containers_resolve_names_aliases_and_short_ids_per_network() {
         .out()
         .to_owned();
     assert_contains(&fwd, "192.0.2.55");
+    // On an internal network peers still resolve, but nothing is forwarded out.
+    let inner = env.name("inner");
+    env.docker(&["network", "create", "--internal", &inner])
+        .ok();
+    env.docker(&["network", "connect", &inner, &w1]).ok();
+    let internal = env.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        &inner,
+        "--dns",
+        &up.addr.to_string(),
+        &env.image,
+        "sh",
+        "-c",
+        &format!("busybox nslookup {w1}; busybox nslookup somewhere.example"),
+    ]);
+    assert_contains(internal.out(), &ip(&w1, &inner));
+    assert!(!internal.out().contains("192.0.2.55"), "{internal}");
     drop(up);
 
     for c in [&w1, &w2, &both, &bridged] {
         env.docker(&["rm", "-f", c]).ok();
     }
-    for n in [&front, &back] {
+    for n in [&front, &back, &inner] {
         env.docker(&["network", "rm", n]).ok();
     }
 }
@@ -435,6 +476,24 @@ fn network_connect_disconnect_static_addresses_and_bad_input() {
             .err(),
         "network-scoped alias is supported only for containers in user defined networks",
     );
+    // dockerd's statuses for the same requests.
+    let connect = format!("/v1.41/networks/{n2}/connect");
+    let (code, _) = post(&env, &connect, &format!(r#"{{"Container":"{c}"}}"#));
+    assert_eq!(code, 403);
+    let (code, body) = post(
+        &env,
+        &format!("/v1.41/networks/{n3}/connect"),
+        &format!(
+            r#"{{"Container":"{c}","EndpointConfig":{{"IPAMConfig":{{"IPv4Address":"10.99.0.1"}}}}}}"#
+        ),
+    );
+    assert_eq!(code, 500, "{body}");
+    let (code, _) = post(
+        &env,
+        &format!("/v1.41/networks/{nonet}/connect"),
+        &format!(r#"{{"Container":"{c}"}}"#),
+    );
+    assert_eq!(code, 404);
     assert_eq!(veths_of(&id).len(), 2);
 
     // Disconnect: the interface and its veth go, a second disconnect is refused.
@@ -453,6 +512,12 @@ fn network_connect_disconnect_static_addresses_and_bad_input() {
             .err(),
         "is not connected to network",
     );
+    let (code, _) = post(
+        &env,
+        &format!("/v1.41/networks/{n2}/disconnect"),
+        &format!(r#"{{"Container":"{c}"}}"#),
+    );
+    assert_eq!(code, 500);
     // The released address is free again (the IPAM lease went with the endpoint).
     let reuse = env.name("reuse");
     env.docker(&[
