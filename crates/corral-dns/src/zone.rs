@@ -34,6 +34,7 @@ pub struct ContainerView {
 
 /// The kind of a question, as far as the answer logic cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QueryKind {
     /// IPv4 addresses.
     A,
@@ -45,6 +46,7 @@ pub enum QueryKind {
 
 /// The answer to one question from one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Answer {
     /// The name is local: these addresses (in table order; the server rotates them).
     A(Vec<Ipv4Addr>),
