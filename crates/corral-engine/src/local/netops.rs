@@ -374,6 +374,22 @@ impl super::LocalEngine {
             return Vec::new();
         };
         let rec = entry.snapshot();
+        if let Some(mode @ ("host" | "none")) = rec.spec.host.network_mode.as_deref() {
+            // dockerd lists the pseudo network the container uses.
+            return vec![crate::api::ContainerNetwork {
+                network: mode.to_owned(),
+                network_id: self.builtin_network_id(mode),
+                endpoint_id: String::new(),
+                ip: String::new(),
+                prefix_len: 0,
+                gateway: String::new(),
+                mac: String::new(),
+                sandbox_key: String::new(),
+                ports: Vec::new(),
+                aliases: None,
+                static_ip: None,
+            }];
+        }
         self.inner
             .network
             .attachments(&st, &rec)
@@ -394,6 +410,18 @@ impl super::LocalEngine {
                 ports: Vec::new(),
                 aliases: (!a.aliases.is_empty()).then(|| a.aliases.clone()),
                 static_ip: a.ip.map(|ip| ip.to_string()),
+            })
+            .collect()
+    }
+
+    /// The stable id of the `host` or `none` pseudo network of this instance.
+    fn builtin_network_id(&self, name: &str) -> String {
+        (0..4)
+            .map(|i| {
+                format!(
+                    "{:016x}",
+                    fnv64(&format!("{}-{name}-{i}", self.inner.cfg.instance))
+                )
             })
             .collect()
     }
@@ -437,16 +465,8 @@ impl super::LocalEngine {
             });
         }
         for (name, driver) in [("host", "host"), ("none", "null")] {
-            let id: String = (0..4)
-                .map(|i| {
-                    format!(
-                        "{:016x}",
-                        fnv64(&format!("{}-{name}-{i}", self.inner.cfg.instance))
-                    )
-                })
-                .collect();
             out.push(crate::api::NetworkInfo {
-                id,
+                id: self.builtin_network_id(name),
                 name: name.into(),
                 driver: driver.into(),
                 created: String::new(),
