@@ -242,6 +242,26 @@ fn containers_resolve_names_aliases_and_short_ids_per_network() {
         .to_owned();
     assert_contains(&resolv, "nameserver 127.0.0.11");
 
+    // A renamed container answers to its new name.
+    let w2b = env.name("w2b");
+    env.docker(&["rename", &w2, &w2b]).ok();
+    let renamed = env
+        .docker(&[
+            "run",
+            "--rm",
+            "--network",
+            &front,
+            &env.image,
+            "busybox",
+            "nslookup",
+            &w2b,
+        ])
+        .ok()
+        .out()
+        .to_owned();
+    assert_contains(&renamed, &ip2);
+    let w2 = w2b;
+
     // Another network neither resolves nor reaches them.
     let other = env.docker(&[
         "run",
