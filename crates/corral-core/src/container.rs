@@ -54,6 +54,22 @@ pub struct ContainerSpec {
     pub volumes: Vec<String>,
     /// Host-level settings.
     pub host: HostSpec,
+    /// Per-network endpoint settings from create (`NetworkingConfig.EndpointsConfig`):
+    /// network name → aliases, static address, MAC.
+    pub networks: BTreeMap<String, EndpointSpec>,
+}
+
+/// How a container wants to be attached to one network (`--network-alias`, `--ip`,
+/// `--mac-address`, `network connect --alias --ip`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointSpec {
+    /// DNS aliases on that network.
+    pub aliases: Vec<String>,
+    /// A static IPv4 address (`--ip`).
+    pub ipv4_address: Option<String>,
+    /// A static MAC address (`--mac-address`).
+    pub mac_address: Option<String>,
 }
 
 /// Host-level settings of a container: Docker's `HostConfig`.

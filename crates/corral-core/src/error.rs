@@ -18,6 +18,9 @@ pub enum ErrorKind {
     Unavailable,
     /// Access was refused (registry credentials, permissions).
     Unauthorized,
+    /// The operation is not allowed in the object's current state (Docker's 403, e.g. a
+    /// container connected twice to a network).
+    Forbidden,
     /// The operation is not supported by this engine (yet).
     Unsupported,
     /// A bug or an unexpected system failure.

@@ -12,8 +12,8 @@ pub mod image;
 pub mod volume;
 
 pub use container::{
-    ContainerRecord, ContainerSpec, ContainerState, ContainerStatus, HostSpec, LogConfig,
-    MountSpec, MountType, RestartPolicy,
+    ContainerRecord, ContainerSpec, ContainerState, ContainerStatus, EndpointSpec, HostSpec,
+    LogConfig, MountSpec, MountType, RestartPolicy,
 };
 pub use error::ErrorKind;
 pub use id::{ContainerId, ContainerName, IdError};

@@ -223,8 +223,9 @@ pub(crate) async fn list(
             "NetworkSettings": {"Networks": {}},
             "Mounts": mounts_json(c, &|n| st.engine.volume_mountpoint(n)),
         });
-        if let Some(n) = st.engine.container_network(c.id.as_str()) {
-            crate::networks::fill_list_item(&mut item, &n);
+        let nets = st.engine.container_networks(c.id.as_str());
+        if !nets.is_empty() {
+            crate::networks::fill_list_item(&mut item, &nets);
         }
         if flag(&q.size) {
             item["SizeRw"] = json!(0);
@@ -258,6 +259,7 @@ pub(crate) fn spec_from_body(body: ContainerCreateBody) -> ApiResult<ContainerSp
         ));
     }
     let hc = body.host_config.unwrap_or_default();
+    let networks = crate::networks::endpoint_specs(body.networking_config);
     Ok(ContainerSpec {
         image,
         entrypoint: body.entrypoint,
@@ -279,6 +281,7 @@ pub(crate) fn spec_from_body(body: ContainerCreateBody) -> ApiResult<ContainerSp
         exposed_ports: opt_vec(body.exposed_ports),
         volumes: opt_vec(body.volumes),
         host: host_spec(hc)?,
+        networks,
     })
 }
 
@@ -423,11 +426,12 @@ fn host_spec(hc: HostConfig) -> ApiResult<HostSpec> {
 pub(crate) async fn create(
     State(st): State<AppState>,
     Query(q): Query<CreateQuery>,
-    body: axum::body::Bytes,
+    raw: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let body: ContainerCreateBody = serde_json::from_slice(&body)
+    let body: ContainerCreateBody = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    let spec = spec_from_body(body)?;
+    let mut spec = spec_from_body(body)?;
+    crate::networks::apply_legacy_mac(&raw, &mut spec);
     let created = st
         .engine
         .create_container(q.name.as_deref().filter(|n| !n.is_empty()), spec)
@@ -623,9 +627,8 @@ pub(crate) async fn inspect(
     let c = st.engine.container(&id).await?;
     let paths = st.engine.container_paths(&c);
     let mut doc = inspect_json(&c, &paths, &|n| st.engine.volume_mountpoint(n));
-    if let Some(n) = st.engine.container_network(c.id.as_str()) {
-        crate::networks::fill_settings(&mut doc, &n);
-    }
+    let nets = st.engine.container_networks(c.id.as_str());
+    crate::networks::fill_settings(&mut doc, &nets, c.name.as_str());
     Ok(Json(doc))
 }
 

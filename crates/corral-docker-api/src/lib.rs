@@ -98,6 +98,9 @@ pub fn router(engine: Arc<dyn Engine>) -> Router {
         .route("/plugins/{*rest}", get(system::no_plugin))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route(
             "/networks/{id}",
             get(networks::inspect).delete(networks::remove),

@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
+use corral_core::EndpointSpec;
 use corral_engine::{ContainerNetwork, NetworkInfo};
 use serde_json::{json, Map, Value};
 
@@ -101,42 +102,237 @@ fn ports_map(n: &ContainerNetwork) -> Value {
     Value::Object(out)
 }
 
-/// Fills inspect's `NetworkSettings` from the container's endpoint.
-pub(crate) fn fill_settings(doc: &mut Value, n: &ContainerNetwork) {
-    let endpoint = json!({
-        "IPAMConfig": null, "Links": null, "Aliases": null,
+fn endpoint_json(n: &ContainerNetwork) -> Value {
+    let ipam = n
+        .static_ip
+        .as_ref()
+        .map_or(Value::Null, |ip| json!({"IPv4Address": ip}));
+    let mut dns_names: Vec<String> = Vec::new();
+    if let Some(a) = &n.aliases {
+        dns_names.extend(a.iter().cloned());
+    }
+    json!({
+        "IPAMConfig": ipam, "Links": null, "Aliases": n.aliases,
+        "MacAddress": n.mac, "DriverOpts": null,
         "NetworkID": n.network_id, "EndpointID": n.endpoint_id,
         "Gateway": n.gateway, "IPAddress": n.ip, "IPPrefixLen": n.prefix_len,
         "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-        "MacAddress": n.mac, "DriverOpts": null,
-    });
+        "DNSNames": if n.aliases.is_some() { json!(dns_names) } else { Value::Null },
+    })
+}
+
+/// Fills inspect's `NetworkSettings` from the container's networks. The top-level
+/// address fields describe the default `bridge` network only, as in dockerd.
+pub(crate) fn fill_settings(doc: &mut Value, nets: &[ContainerNetwork], name: &str) {
     let s = &mut doc["NetworkSettings"];
-    s["SandboxKey"] = json!(n.sandbox_key);
-    s["Ports"] = ports_map(n);
-    s["EndpointID"] = json!(n.endpoint_id);
-    s["Gateway"] = json!(n.gateway);
-    s["IPAddress"] = json!(n.ip);
-    s["IPPrefixLen"] = json!(n.prefix_len);
-    s["MacAddress"] = json!(n.mac);
-    s["Networks"] = json!({ n.network.clone(): endpoint });
+    let mut networks = Map::new();
+    for n in nets {
+        let mut ep = endpoint_json(n);
+        if let (Some(names), Some(_)) = (ep["DNSNames"].as_array_mut(), &n.aliases) {
+            names.insert(0, json!(name));
+        }
+        networks.insert(n.network.clone(), ep);
+    }
+    if let Some(first) = nets.first() {
+        if !first.sandbox_key.is_empty() {
+            s["SandboxKey"] = json!(first.sandbox_key);
+        }
+        let mut ports = Map::new();
+        for n in nets {
+            if let Value::Object(m) = ports_map(n) {
+                ports.extend(m);
+            }
+        }
+        s["Ports"] = Value::Object(ports);
+    }
+    if let Some(n) = nets
+        .iter()
+        .find(|n| n.network == "bridge" && !n.ip.is_empty())
+    {
+        s["EndpointID"] = json!(n.endpoint_id);
+        s["Gateway"] = json!(n.gateway);
+        s["IPAddress"] = json!(n.ip);
+        s["IPPrefixLen"] = json!(n.prefix_len);
+        s["MacAddress"] = json!(n.mac);
+    }
+    s["Networks"] = Value::Object(networks);
 }
 
 /// Fills a `ps` item's `Ports` and `NetworkSettings.Networks`.
-pub(crate) fn fill_list_item(item: &mut Value, n: &ContainerNetwork) {
-    let ports: Vec<Value> = n
-        .ports
+pub(crate) fn fill_list_item(item: &mut Value, nets: &[ContainerNetwork]) {
+    let ports: Vec<Value> = nets
         .iter()
+        .flat_map(|n| n.ports.iter())
         .map(|p| {
             json!({"IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto})
         })
         .collect();
     item["Ports"] = Value::Array(ports);
-    item["NetworkSettings"] = json!({"Networks": {
-        n.network.clone(): {
-            "NetworkID": n.network_id, "EndpointID": n.endpoint_id, "Gateway": n.gateway,
-            "IPAddress": n.ip, "IPPrefixLen": n.prefix_len, "MacAddress": n.mac,
+    let mut networks = Map::new();
+    for n in nets {
+        networks.insert(
+            n.network.clone(),
+            json!({
+                "NetworkID": n.network_id, "EndpointID": n.endpoint_id, "Gateway": n.gateway,
+                "IPAddress": n.ip, "IPPrefixLen": n.prefix_len, "MacAddress": n.mac,
+                "Aliases": n.aliases,
+            }),
+        );
+    }
+    item["NetworkSettings"] = json!({ "Networks": networks });
+}
+
+/// The endpoint settings of a create body (`NetworkingConfig.EndpointsConfig`).
+pub(crate) fn endpoint_specs(
+    cfg: Option<bollard::models::NetworkingConfig>,
+) -> std::collections::BTreeMap<String, EndpointSpec> {
+    cfg.and_then(|c| c.endpoints_config)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, ep)| (name, endpoint_spec(ep)))
+        .collect()
+}
+
+fn endpoint_spec(ep: bollard::models::EndpointSettings) -> EndpointSpec {
+    EndpointSpec {
+        aliases: ep.aliases.unwrap_or_default(),
+        ipv4_address: ep
+            .ipam_config
+            .and_then(|c| c.ipv4_address)
+            .filter(|s| !s.is_empty()),
+        mac_address: ep.mac_address.filter(|s| !s.is_empty()),
+    }
+}
+
+/// `Config.MacAddress` of API versions before 1.44 (docker CLI 20.10 sends it there): it
+/// applies to the container's primary network.
+pub(crate) fn apply_legacy_mac(raw: &[u8], spec: &mut corral_core::ContainerSpec) {
+    let Ok(v) = serde_json::from_slice::<Value>(raw) else {
+        return;
+    };
+    let Some(mac) = v["MacAddress"].as_str().filter(|m| !m.is_empty()) else {
+        return;
+    };
+    let primary = match spec.host.network_mode.as_deref() {
+        None | Some("" | "default") => "bridge".to_owned(),
+        Some(m) => m.to_owned(),
+    };
+    let ep = spec.networks.entry(primary).or_default();
+    if ep.mac_address.is_none() {
+        ep.mac_address = Some(mac.to_owned());
+    }
+}
+
+/// The body of `POST /networks/{id}/connect`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ConnectBody {
+    container: String,
+    #[serde(default)]
+    endpoint_config: Option<bollard::models::EndpointSettings>,
+}
+
+/// The body of `POST /networks/{id}/disconnect`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DisconnectBody {
+    container: String,
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /networks/{id}/connect`.
+pub(crate) async fn connect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<ConnectBody>,
+) -> ApiResult<axum::http::StatusCode> {
+    let ep = body.endpoint_config.map(endpoint_spec).unwrap_or_default();
+    st.engine.connect_network(&id, &body.container, ep).await?;
+    Ok(axum::http::StatusCode::OK)
+}
+
+/// `POST /networks/{id}/disconnect`.
+pub(crate) async fn disconnect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<DisconnectBody>,
+) -> ApiResult<axum::http::StatusCode> {
+    st.engine
+        .disconnect_network(&id, &body.container, body.force)
+        .await?;
+    Ok(axum::http::StatusCode::OK)
+}
+
+/// The query of `POST /networks/prune`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct PruneQuery {
+    filters: Option<String>,
+}
+
+/// A Go duration (`24h`, `1h30m`, `90s`) in seconds.
+fn go_duration(s: &str) -> Option<i64> {
+    let mut total = 0i64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
         }
-    }});
+        let n: i64 = num.parse().ok()?;
+        num.clear();
+        total += n * match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+    }
+    num.is_empty().then_some(total)
+}
+
+/// `until`: a Unix timestamp, an RFC 3339 time or a duration before now.
+fn until_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    if let Ok(secs) = s.split('.').next().unwrap_or(s).parse::<i64>() {
+        return chrono::DateTime::from_timestamp(secs, 0);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&chrono::Utc));
+    }
+    go_duration(s).map(|d| chrono::Utc::now() - chrono::Duration::seconds(d))
+}
+
+/// `POST /networks/prune?filters=`: `until`, `label`, `label!`.
+pub(crate) async fn prune(
+    State(st): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<PruneQuery>,
+) -> ApiResult<Json<Value>> {
+    let f = crate::filters::Filters::parse(q.filters.as_deref())?;
+    f.validate(&["until", "label", "label!"])?;
+    let until = match f.get("until") {
+        Some([v]) => Some(
+            until_time(v)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid until filter: {v}")))?,
+        ),
+        Some([]) | None => None,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "more than one until filter specified",
+            ))
+        }
+    };
+    let keep: corral_engine::NetworkKeep = Box::new(move |n: &NetworkInfo| {
+        let old_enough = until
+            .is_none_or(|u| chrono::DateTime::parse_from_rfc3339(&n.created).is_ok_and(|c| c < u));
+        !(old_enough && f.labels_match(&n.labels))
+    });
+    let removed = st.engine.prune_networks(keep).await?;
+    let deleted = if removed.is_empty() {
+        Value::Null
+    } else {
+        json!(removed)
+    };
+    Ok(Json(json!({ "NetworksDeleted": deleted })))
 }
 
 #[cfg(test)]
@@ -160,19 +356,21 @@ mod tests {
                 host_port: 8080,
                 container_port: 80,
             }],
+            aliases: None,
+            static_ip: None,
         }
     }
 
     #[test]
     fn inspect_settings_match_dockerd_shape() {
         let mut doc = json!({"NetworkSettings": {"Ports": {}, "Networks": {}}});
-        fill_settings(&mut doc, &net());
+        fill_settings(&mut doc, &[net()], "c1");
         let s = &doc["NetworkSettings"];
         assert_eq!(s["IPAddress"], "172.17.0.2");
         assert_eq!(s["Ports"]["80/tcp"][0]["HostPort"], "8080");
         assert_eq!(s["Networks"]["bridge"]["Gateway"], "172.17.0.1");
         let mut item = json!({});
-        fill_list_item(&mut item, &net());
+        fill_list_item(&mut item, &[net()]);
         assert_eq!(item["Ports"][0]["PublicPort"], 8080);
         assert_eq!(item["Ports"][0]["Type"], "tcp");
     }

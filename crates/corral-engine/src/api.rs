@@ -456,10 +456,10 @@ pub trait Engine: Send + Sync + 'static {
     async fn prune_volumes(&self, opts: VolumePrune) -> Result<(Vec<String>, u64)>;
     /// Host path of a volume's data (for inspect `Mounts`).
     fn volume_mountpoint(&self, name: &str) -> String;
-    /// A container's network attachment (inspect `NetworkSettings`, `ps` ports); `None`
-    /// when it is not connected to a network.
-    fn container_network(&self, _id: &str) -> Option<ContainerNetwork> {
-        None
+    /// A container's networks (inspect `NetworkSettings.Networks`, `ps` ports): live
+    /// endpoints while it runs, the configured networks (no address) otherwise.
+    fn container_networks(&self, _id: &str) -> Vec<ContainerNetwork> {
+        Vec::new()
     }
     /// The networks (`GET /networks`): the default `bridge` plus `host` and `none`.
     async fn networks(&self) -> Result<Vec<NetworkInfo>> {
@@ -472,6 +472,29 @@ pub trait Engine: Send + Sync + 'static {
     /// Removes a user-defined network (refused while containers are connected).
     async fn remove_network(&self, _name: &str) -> Result<()> {
         Err(crate::Error::Unsupported("user-defined networks"))
+    }
+    /// Connects a container (created or running) to a network (`network connect`).
+    async fn connect_network(
+        &self,
+        _network: &str,
+        _container: &str,
+        _endpoint: corral_core::EndpointSpec,
+    ) -> Result<()> {
+        Err(crate::Error::Unsupported("network connect"))
+    }
+    /// Disconnects a container from a network (`network disconnect`).
+    async fn disconnect_network(
+        &self,
+        _network: &str,
+        _container: &str,
+        _force: bool,
+    ) -> Result<()> {
+        Err(crate::Error::Unsupported("network disconnect"))
+    }
+    /// Removes the unused user-defined networks that `keep` does not keep; returns their
+    /// names.
+    async fn prune_networks(&self, _keep: NetworkKeep) -> Result<Vec<String>> {
+        Err(crate::Error::Unsupported("network prune"))
     }
 }
 
@@ -509,7 +532,14 @@ pub struct ContainerNetwork {
     pub sandbox_key: String,
     /// Published ports.
     pub ports: Vec<PublishedPort>,
+    /// Network-scoped aliases (with the short id while running, as dockerd 20.10 shows).
+    pub aliases: Option<Vec<String>>,
+    /// The address asked for with `--ip` (inspect `IPAMConfig`).
+    pub static_ip: Option<String>,
 }
+
+/// A `network prune` filter: true for the networks to keep.
+pub type NetworkKeep = Box<dyn Fn(&NetworkInfo) -> bool + Send + Sync>;
 
 /// `POST /networks/create`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -27,6 +27,13 @@ pub enum Error {
     /// The request is malformed.
     #[error("{0}")]
     InvalidInput(String),
+    /// Not allowed in the current state (Docker's 403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Refused where dockerd answers with an untyped error (500), e.g. disconnecting a
+    /// container from a network it is not connected to; kept so statuses match dockerd.
+    #[error("{0}")]
+    Refused(String),
     /// Already in the requested state.
     #[error("{0}")]
     NotModified(String),
@@ -77,6 +84,7 @@ impl Classify for Error {
             | Self::NotFound(_) => ErrorKind::NotFound,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::InvalidInput(_) => ErrorKind::InvalidInput,
+            Self::Forbidden(_) => ErrorKind::Forbidden,
             Self::NotModified(_) => ErrorKind::NotModified,
             Self::Unsupported(_) => ErrorKind::Unsupported,
             Self::StartFailed(_) => ErrorKind::InvalidInput,
@@ -85,7 +93,7 @@ impl Classify for Error {
             Self::Store(e) => e.kind(),
             Self::Volume(e) => e.kind(),
             Self::Network(e) => e.kind(),
-            Self::Io { .. } | Self::Internal(_) => ErrorKind::Internal,
+            Self::Io { .. } | Self::Internal(_) | Self::Refused(_) => ErrorKind::Internal,
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Endpoint {
     pub ip: Ipv4Addr,
     /// Whether this network provides the container's default route.
     pub default_route: bool,
+    /// A chosen MAC address (`--mac-address`); the kernel's random one when `None`.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// The seam between the engine and a network technology (`bridge` now, `overlay` next).
@@ -206,6 +208,10 @@ impl NetworkDriver for BridgeDriver {
                 )))?;
             nl.rename_link(ns, &peer, &ep.ifname)
                 .map_err(Error::sys(format!("renaming {peer} to {}", ep.ifname)))?;
+            if let Some(mac) = ep.mac {
+                nl.set_mac(ns, &ep.ifname, mac)
+                    .map_err(Error::sys(format!("setting the MAC of {}", ep.ifname)))?;
+            }
             nl.add_address(ns, &ep.ifname, IpAddr::V4(ep.ip), net.subnet.prefix())
                 .map_err(Error::sys(format!("adding {} to {}", ep.ip, ep.ifname)))?;
             nl.set_up(ns, &ep.ifname)
@@ -392,6 +398,7 @@ mod tests {
             ifname: "eth0".into(),
             ip: Ipv4Addr::new(172, 18, 0, 2),
             default_route: true,
+            mac: None,
         };
         d.attach(&net, &ep).unwrap();
         let calls = nl.calls();
@@ -438,6 +445,7 @@ mod tests {
             ifname: "eth0".into(),
             ip: Ipv4Addr::new(172, 18, 0, 2),
             default_route: true,
+            mac: None,
         };
         d.attach(&net, &ep).unwrap();
         let calls = nl.calls();

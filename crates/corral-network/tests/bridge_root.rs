@@ -109,15 +109,19 @@ fn bridge_networks_isolation_and_published_ports() {
         let ns = dir.path().join("netns").join(name);
         LinuxNetns.create(&ns).unwrap();
         guard.netns.push(ns.clone());
+        let o = ip.octets();
         let ep = Endpoint {
             netns: ns,
             host_veth: veth_name(&format!("{name}{tag}"), 0),
             ifname: "eth0".into(),
             ip,
             default_route: true,
+            mac: Some([0x02, 0x42, o[0], o[1], o[2], o[3]]),
         };
         guard.links.push(ep.host_veth.clone());
-        driver.attach(net, &ep).unwrap();
+        let mac = driver.attach(net, &ep).unwrap();
+        // A chosen MAC is set on the container's interface.
+        assert_eq!(Some(mac), ep.mac);
         ep
     };
     let a1 = endpoint("a1", &net_a, Ipv4Addr::new(10, 231, 1, 2));

@@ -7,5 +7,6 @@
 pub mod mount;
 pub mod netlink;
 pub mod netns;
+pub mod netsock;
 pub mod nftables;
 pub mod process;

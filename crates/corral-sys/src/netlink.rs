@@ -65,6 +65,12 @@ pub trait Netlink: Send + Sync {
         prefix: u8,
     ) -> io::Result<()>;
 
+    /// Sets the hardware address of `link` (down) in namespace `ns`.
+    ///
+    /// # Errors
+    /// `NotFound` when the link is missing; otherwise the netlink error.
+    fn set_mac(&self, ns: Option<&Path>, link: &str, mac: [u8; 6]) -> io::Result<()>;
+
     /// Sets `link` up in namespace `ns`.
     ///
     /// # Errors
@@ -300,6 +306,22 @@ impl Netlink for LinuxNetlink {
         })
     }
 
+    fn set_mac(&self, ns: Option<&Path>, link: &str, mac: [u8; 6]) -> io::Result<()> {
+        let link = link.to_owned();
+        run_in(ns, move |h| async move {
+            let idx = index_of(&h, &link).await?;
+            h.link()
+                .set(
+                    LinkUnspec::new_with_index(idx)
+                        .address(mac.to_vec())
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(nl_err)
+        })
+    }
+
     fn set_up(&self, ns: Option<&Path>, link: &str) -> io::Result<()> {
         let link = link.to_owned();
         run_in(ns, move |h| async move {
@@ -411,6 +433,8 @@ pub enum NetlinkCall {
     Rename(Option<PathBuf>, String, String),
     /// [`Netlink::add_address`].
     AddAddress(Option<PathBuf>, String, IpAddr, u8),
+    /// [`Netlink::set_mac`].
+    SetMac(Option<PathBuf>, String, [u8; 6]),
     /// [`Netlink::set_up`].
     SetUp(Option<PathBuf>, String),
     /// [`Netlink::add_default_route`].
@@ -530,6 +554,9 @@ impl Netlink for FakeNetlink {
             addr,
             prefix,
         ))
+    }
+    fn set_mac(&self, ns: Option<&Path>, link: &str, mac: [u8; 6]) -> io::Result<()> {
+        self.record(NetlinkCall::SetMac(owned(ns), link.into(), mac))
     }
     fn set_up(&self, ns: Option<&Path>, link: &str) -> io::Result<()> {
         self.record(NetlinkCall::SetUp(owned(ns), link.into()))

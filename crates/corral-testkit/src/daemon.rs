@@ -344,11 +344,37 @@ impl RefDockerd {
     }
 }
 
+impl RefDockerd {
+    /// The bridges of this dockerd's user-defined networks (`br-<12 hex of the id>`):
+    /// dockerd keeps them when it stops, and a later engine would see their subnets as
+    /// taken by host routes.
+    fn network_bridges(&self) -> Vec<String> {
+        let Ok((200, body)) = crate::process::http_get_unix(&self.socket(), "/networks") else {
+            return Vec::new();
+        };
+        let nets: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+        nets.iter()
+            .filter(|n| n["Driver"] == "bridge")
+            .filter_map(|n| n["Id"].as_str())
+            .filter(|id| id.len() >= 12)
+            .map(|id| format!("br-{}", &id[..12]))
+            .collect()
+    }
+}
+
 impl Drop for RefDockerd {
     fn drop(&mut self) {
+        let bridges = self.network_bridges();
         // dockerd stops its containers (10 s each by default) and its containerd on SIGTERM;
         // anything left after the grace period is swept below.
         terminate(&mut self.child, Duration::from_secs(20));
+        for b in bridges {
+            let _ = Command::new("ip")
+                .args(["link", "del", &b])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         if std::thread::panicking() {
             eprintln!("--- dockerd log (tail) ---\n{}", self.log_tail());
         }

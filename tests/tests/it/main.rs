@@ -8,6 +8,7 @@
 mod common;
 mod corral_cli;
 mod distribution;
+mod dns;
 mod files;
 mod host_firewall;
 mod images;

@@ -168,13 +168,7 @@ impl LocalEngine {
 
     /// Refuses what this engine cannot honour instead of silently ignoring it.
     fn validate(&self, spec: &ContainerSpec) -> Result<()> {
-        match spec.host.network_mode.as_deref() {
-            None | Some("default" | "bridge" | "none" | "host") => {}
-            Some(other) if self.inner.network.exists(other) => {}
-            Some(other) => {
-                return Err(Error::NoSuchNetwork(other.to_owned()));
-            }
-        }
+        self.inner.network.validate_spec(spec)?;
         super::network::validate_ports(spec)?;
         if spec.host.init && init_binary().is_none() {
             return Err(Error::InvalidInput(
@@ -325,6 +319,17 @@ impl LocalEngine {
         write(&hosts_path, hosts)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let mut resolv = String::new();
+        if super::netops::uses_embedded_dns(rec) {
+            write(
+                &resolv_path,
+                super::netops::embedded_resolv_conf(&host_resolv, h),
+            )?;
+            return Ok(NetworkFiles {
+                hosts: Some(hosts_path),
+                resolv_conf: Some(resolv_path),
+                hostname: Some(hostname_path),
+            });
+        }
         if h.dns.is_empty() {
             for line in host_resolv.lines() {
                 let t = line.trim();
@@ -458,7 +463,7 @@ impl LocalEngine {
             .unwrap_or_else(|| rec.id.short().to_owned());
         let net = self.connect_network(rec)?;
         let network_files = self.write_network_files(rec, &hostname)?;
-        if let (Some((_, ip)), Some(hosts)) = (&net, &network_files.hosts) {
+        if let (Some((_, Some(ip))), Some(hosts)) = (&net, &network_files.hosts) {
             super::network::append_hosts_line(hosts, *ip, &hostname)?;
         }
         let mut input = SpecInput::new(rec.id.as_str(), &rec.spec, image_config, &plan.rootfs);
@@ -920,6 +925,7 @@ impl LocalEngine {
             *entry.record.lock() = before;
             return Err(e);
         }
+        self.refresh_dns();
         self.container_event(
             &entry.snapshot(),
             "rename",

@@ -5,6 +5,7 @@ mod containers;
 mod exec;
 mod files;
 mod images;
+mod netops;
 mod network;
 mod push;
 mod resolve;
@@ -240,6 +241,11 @@ impl LocalEngine {
                 });
             }
         }
+        // Live restore: containers that kept running get their DNS listener back.
+        let e2 = engine.clone();
+        tokio::task::spawn_blocking(move || e2.restore_dns())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
         Ok(engine)
     }
 

@@ -262,8 +262,8 @@ impl Engine for LocalEngine {
         self.inner.volumes.mountpoint(name)
     }
 
-    fn container_network(&self, id: &str) -> Option<crate::api::ContainerNetwork> {
-        self.network_of(id)
+    fn container_networks(&self, id: &str) -> Vec<crate::api::ContainerNetwork> {
+        self.networks_of(id)
     }
 
     async fn networks(&self) -> Result<Vec<crate::api::NetworkInfo>> {
@@ -272,15 +272,36 @@ impl Engine for LocalEngine {
 
     async fn create_network(&self, req: crate::api::NetworkCreate) -> Result<String> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.inner.network.create_network(&req))
+        let res = tokio::task::spawn_blocking(move || this.inner.network.create_network(&req))
             .await
-            .map_err(|e| crate::Error::Internal(e.to_string()))?
+            .map_err(|e| crate::Error::Internal(e.to_string()))?;
+        self.flush_net_events();
+        res
     }
 
     async fn remove_network(&self, name: &str) -> Result<()> {
         let (this, name) = (self.clone(), name.to_owned());
-        tokio::task::spawn_blocking(move || this.inner.network.remove_network(&name))
+        let res = tokio::task::spawn_blocking(move || this.inner.network.remove_network(&name))
             .await
-            .map_err(|e| crate::Error::Internal(e.to_string()))?
+            .map_err(|e| crate::Error::Internal(e.to_string()))?;
+        self.flush_net_events();
+        res
+    }
+
+    async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        endpoint: corral_core::EndpointSpec,
+    ) -> Result<()> {
+        self.network_connect(network, container, endpoint).await
+    }
+
+    async fn disconnect_network(&self, network: &str, container: &str, force: bool) -> Result<()> {
+        self.network_disconnect(network, container, force).await
+    }
+
+    async fn prune_networks(&self, keep: crate::api::NetworkKeep) -> Result<Vec<String>> {
+        self.network_prune(keep).await
     }
 }
