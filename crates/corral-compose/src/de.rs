@@ -310,12 +310,15 @@ impl<'de, 'a, I: Iterator<Item = (usize, &'a Node)>> de::SeqAccess<'de> for SeqD
     ) -> Result<Option<T::Value>, DeError> {
         match self.items.next() {
             None => Ok(None),
-            Some((i, node)) => seed
-                .deserialize(NodeDe {
+            Some((i, node)) => {
+                let path = format!("{}[{i}]", self.path);
+                seed.deserialize(NodeDe {
                     node,
-                    path: format!("{}[{i}]", self.path),
+                    path: path.clone(),
                 })
-                .map(Some),
+                .map(Some)
+                .map_err(|e| e.locate(node.loc, &path))
+            }
         }
     }
 }
@@ -351,10 +354,12 @@ impl<'de, 'a, I: Iterator<Item = &'a (Key, Node)>> de::MapAccess<'de> for MapDe<
         let Some((k, node)) = self.value.take() else {
             return Err(de::Error::custom("value requested before key"));
         };
+        let path = child_path(self.path, &k.name);
         seed.deserialize(NodeDe {
             node,
-            path: child_path(self.path, &k.name),
+            path: path.clone(),
         })
+        .map_err(|e| e.locate(node.loc, &path))
     }
 }
 

@@ -433,13 +433,19 @@ fn project_name(
         if is_valid_project_name(name) {
             Ok(name.to_string())
         } else {
-            Err(loader.invalid(
+            let mut e = loader.invalid(
                 loc,
                 if origin == "name" { "name" } else { "" },
                 format!(
                     "invalid project name {name:?} (from {origin}): it must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit"
                 ),
-            ))
+            );
+            if origin != "name" {
+                if let Error::Invalid(d) = &mut e {
+                    d.file.clear();
+                }
+            }
+            Err(e)
         }
     };
     if let Some(p) = opts.project_name.as_deref().filter(|s| !s.is_empty()) {
@@ -641,4 +647,151 @@ pub fn lexical_clean(p: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemSource;
+
+    fn opts(dir: &str) -> LoadOptions {
+        LoadOptions {
+            working_dir: PathBuf::from(dir),
+            ..LoadOptions::default()
+        }
+    }
+
+    const APP: &str = "services:\n  web:\n    image: busybox:${TAG:-latest}\n";
+
+    #[test]
+    fn project_name_precedence() {
+        let src = MemSource::new().with_file(
+            "/srv/My App/compose.yaml",
+            "name: from-file\nservices:\n  a:\n    image: x\n",
+        );
+        let mut o = opts("/srv/My App");
+        assert_eq!(load(&o, &src).unwrap().project.name, "from-file");
+        o.environment
+            .insert("COMPOSE_PROJECT_NAME".into(), "from-env".into());
+        assert_eq!(load(&o, &src).unwrap().project.name, "from-env");
+        o.project_name = Some("from-flag".into());
+        assert_eq!(load(&o, &src).unwrap().project.name, "from-flag");
+
+        let src = MemSource::new().with_file("/srv/My App/compose.yaml", APP);
+        assert_eq!(
+            load(&opts("/srv/My App"), &src).unwrap().project.name,
+            "myapp"
+        );
+        let src = MemSource::new().with_file("/srv/_x.Y/compose.yaml", APP);
+        assert_eq!(load(&opts("/srv/_x.Y"), &src).unwrap().project.name, "xy");
+    }
+
+    #[test]
+    fn env_file_flag_replaces_dotenv_and_environment_wins() {
+        let src = MemSource::new()
+            .with_file("/p/compose.yaml", APP)
+            .with_file("/p/.env", "TAG=dotenv\n")
+            .with_file("/p/prod.env", "TAG=prod\n");
+        let image = |o: &LoadOptions| load(o, &src).unwrap().project.services["web"].image.clone();
+        let mut o = opts("/p");
+        assert_eq!(image(&o).as_deref(), Some("busybox:dotenv"));
+        o.env_files = vec![PathBuf::from("prod.env")];
+        assert_eq!(image(&o).as_deref(), Some("busybox:prod"));
+        o.environment.insert("TAG".into(), "shell".into());
+        assert_eq!(image(&o).as_deref(), Some("busybox:shell"));
+        o.env_files = vec![PathBuf::from("missing.env")];
+        assert!(matches!(load(&o, &src), Err(Error::Read { .. })));
+    }
+
+    #[test]
+    fn finds_default_file_and_its_override() {
+        let src = MemSource::new()
+            .with_file("/p/docker-compose.yml", APP)
+            .with_file(
+                "/p/docker-compose.override.yml",
+                "services:\n  web:\n    user: nobody\n",
+            );
+        let l = load(&opts("/p"), &src).unwrap();
+        assert_eq!(l.project.services["web"].user.as_deref(), Some("nobody"));
+        assert_eq!(
+            l.project.config_files,
+            vec!["/p/docker-compose.yml", "/p/docker-compose.override.yml"]
+        );
+        assert!(matches!(load(&opts("/empty"), &src), Err(Error::NoFile(_))));
+    }
+
+    #[test]
+    fn files_are_relative_to_the_working_dir_and_set_the_project_dir() {
+        let src = MemSource::new().with_file("/a/b/c.yml", APP);
+        let mut o = opts("/a");
+        o.files = vec![PathBuf::from("b/../b/c.yml")];
+        let l = load(&o, &src).unwrap();
+        assert_eq!(l.project.working_dir, "/a/b");
+        assert_eq!(l.project.name, "b");
+    }
+
+    #[test]
+    fn warns_about_unset_variables() {
+        let src =
+            MemSource::new().with_file("/p/compose.yaml", "services:\n  a:\n    image: x$NOPE\n");
+        let l = load(&opts("/p"), &src).unwrap();
+        assert_eq!(
+            l.warnings,
+            vec!["The \"NOPE\" variable is not set. Defaulting to a blank string."]
+        );
+    }
+
+    #[test]
+    fn profiles_disable_services_unless_named() {
+        let text = "services:\n  a:\n    image: x\n  b:\n    image: x\n    profiles: [p]\n";
+        let src = MemSource::new().with_file("/p/compose.yaml", text);
+        let l = load(&opts("/p"), &src).unwrap();
+        assert!(l.project.services.contains_key("a"));
+        assert!(l.project.disabled_services.contains_key("b"));
+        let mut o = opts("/p");
+        o.enabled_services = vec!["b".into()];
+        assert!(load(&o, &src).unwrap().project.services.contains_key("b"));
+        let mut o = opts("/p");
+        o.environment.insert("COMPOSE_PROFILES".into(), "p".into());
+        assert!(load(&o, &src).unwrap().project.services.contains_key("b"));
+    }
+
+    #[test]
+    fn config_hash_ignores_scale_but_not_config() {
+        let src = MemSource::new().with_file("/p/compose.yaml", APP);
+        let p = load(&opts("/p"), &src).unwrap().project;
+        let web = &p.services["web"];
+        let h = crate::config_hash(web);
+        let mut scaled = web.clone();
+        scaled.scale = Some(5);
+        assert_eq!(crate::config_hash(&scaled), h);
+        let mut changed = web.clone();
+        changed.command = Some(vec!["true".into()]);
+        assert_ne!(crate::config_hash(&changed), h);
+    }
+
+    #[test]
+    fn service_environment_resolves_bare_names_and_env_files() {
+        let text = "services:\n  a:\n    image: x\n    env_file: [a.env]\n    environment: [FROM_SHELL, MISSING, OVER=compose]\n";
+        let src = MemSource::new()
+            .with_file("/p/compose.yaml", text)
+            .with_file("/p/a.env", "OVER=file\nONLY_FILE=1\n");
+        let mut o = opts("/p");
+        o.environment.insert("FROM_SHELL".into(), "s".into());
+        let env = load(&o, &src).unwrap().project.services["a"]
+            .environment
+            .clone();
+        let got: Vec<(String, String)> = env
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("FROM_SHELL".to_string(), "s".to_string()),
+                ("ONLY_FILE".to_string(), "1".to_string()),
+                ("OVER".to_string(), "compose".to_string()),
+            ]
+        );
+    }
 }

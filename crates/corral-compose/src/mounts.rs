@@ -72,7 +72,11 @@ pub struct TmpfsOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
     /// File mode of the tmpfs root.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::shape::file_mode"
+    )]
     pub mode: Option<u32>,
 }
 

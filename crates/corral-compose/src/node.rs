@@ -213,8 +213,13 @@ fn yaml_error(e: &serde_saphyr::Error, file_name: &str) -> Error {
         .unwrap_or((0, 0));
     let mut message = e.to_string();
     // The parser's own text may end with " at line X column Y"; we print ours.
-    if let Some(i) = message.find(" at line ") {
-        message.truncate(i);
+    for tail in [" at line ", ", set DuplicateKeyPolicy"] {
+        if let Some(i) = message.find(tail) {
+            message.truncate(i);
+        }
+    }
+    if message.contains("limit exceeded") {
+        message = format!("document refused, it exceeds the YAML alias/size budget ({message})");
     }
     Error::Yaml(Diagnostic {
         file: file_name.to_string(),
@@ -371,6 +376,8 @@ mod tests {
     }
 
     #[test]
+    // Wall-clock bound on purpose: the point is that the parser stops early.
+    #[allow(clippy::disallowed_types)]
     fn refuses_billion_laughs_quickly() {
         let mut text = String::from(
             "a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",

@@ -423,6 +423,23 @@ pub(crate) fn health_test<'de, D: Deserializer<'de>>(
     d.deserialize_any(V)
 }
 
+/// A file mode: `0440` (octal, as YAML 1.1 and compose read it), `0o440` or a number.
+pub(crate) fn file_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    let Some(s) = s else { return Ok(None) };
+    let parsed = if let Some(o) = s.strip_prefix("0o") {
+        u32::from_str_radix(o, 8).ok()
+    } else if s.len() > 1 && s.starts_with('0') {
+        u32::from_str_radix(&s[1..], 8).ok()
+    } else {
+        s.parse::<u32>().ok()
+    };
+    match parsed {
+        Some(m) if m <= 0o7777 => Ok(Some(m)),
+        _ => Err(de::Error::custom(format_args!("invalid file mode {s:?}"))),
+    }
+}
+
 /// A Go-style duration (`1m30s`, `500ms`); kept as written once valid.
 pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let s: Option<String> = Option::deserialize(d)?;

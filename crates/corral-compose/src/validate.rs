@@ -38,7 +38,18 @@ impl Ctx<'_> {
             file: self.files.get(loc.file).cloned().unwrap_or_default(),
             line: loc.line,
             column: loc.column,
-            path: path.join("."),
+            path: path
+                .iter()
+                .map(|s| {
+                    if s.chars().all(|c| c.is_ascii_digit()) {
+                        format!("[{s}]")
+                    } else {
+                        format!(".{s}")
+                    }
+                })
+                .collect::<String>()
+                .trim_start_matches('.')
+                .to_string(),
             message,
         })
     }
