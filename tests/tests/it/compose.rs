@@ -77,7 +77,12 @@ struct Down<'a> {
 
 impl Drop for Down<'_> {
     fn drop(&mut self) {
-        let _ = compose(self.env, self.p, &["down", "-v", "--remove-orphans", "-t", "1"], &[]);
+        let _ = compose(
+            self.env,
+            self.p,
+            &["down", "-v", "--remove-orphans", "-t", "1"],
+            &[],
+        );
     }
 }
 
@@ -157,7 +162,10 @@ fn compose_project_comes_up_scales_runs_jobs_and_goes_down() {
     assert_eq!(labels["com.docker.compose.service"], "worker");
     assert_eq!(labels["com.docker.compose.container-number"], "1");
     assert_eq!(labels["com.docker.compose.oneoff"], "False");
-    assert_eq!(labels["com.docker.compose.depends_on"], "db:service_started:false");
+    assert_eq!(
+        labels["com.docker.compose.depends_on"],
+        "db:service_started:false"
+    );
     let dir = std::fs::canonicalize(p.path()).expect("canonical dir");
     assert_eq!(
         labels["com.docker.compose.project.working_dir"],
@@ -167,7 +175,12 @@ fn compose_project_comes_up_scales_runs_jobs_and_goes_down() {
         labels["com.docker.compose.project.config_files"],
         dir.join("compose.yaml").to_str().expect("utf-8")
     );
-    assert_eq!(labels["com.docker.compose.config-hash"].as_str().map(str::len), Some(64));
+    assert_eq!(
+        labels["com.docker.compose.config-hash"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
     assert!(labels["com.docker.compose.version"].is_string());
     let vlabels = env.inspect("{{json .Labels}}", &format!("{name}_shared"));
     assert_contains(&vlabels, "\"com.docker.compose.volume\":\"shared\"");
@@ -184,19 +197,39 @@ fn compose_project_comes_up_scales_runs_jobs_and_goes_down() {
     assert_eq!(q.stdout.lines().count(), 3, "{q}");
 
     // The shared volume: db wrote it, the one-off job and exec read it.
-    let job = compose(&env, &p, &["run", "--rm", "-T", "db", "cat", "/data/ready"], &[]);
+    let job = compose(
+        &env,
+        &p,
+        &["run", "--rm", "-T", "db", "cat", "/data/ready"],
+        &[],
+    );
     assert_eq!(job.code, Some(0), "{job}");
     assert_eq!(job.stdout, "ready\n");
     let job = compose(
         &env,
         &p,
-        &["run", "--rm", "-T", "-e", "X=42", "--no-deps", "web", "sh", "-c", "echo $X; cat /srv/ready; exit 3"],
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "-e",
+            "X=42",
+            "--no-deps",
+            "web",
+            "sh",
+            "-c",
+            "echo $X; cat /srv/ready; exit 3",
+        ],
         &[],
     );
     assert_eq!(job.code, Some(3), "{job}");
     assert_eq!(job.stdout, "42\nready\n");
     let left = project_objects(&env, "container", &name, "{{.Names}}");
-    assert_eq!(left.len(), 3, "one-off containers removed by --rm: {left:?}");
+    assert_eq!(
+        left.len(),
+        3,
+        "one-off containers removed by --rm: {left:?}"
+    );
     let ex = compose(&env, &p, &["exec", "-T", "web", "cat", "/srv/ready"], &[]);
     assert_eq!(ex.code, Some(0), "{ex}");
     assert_eq!(ex.stdout, "ready\n");
@@ -221,11 +254,21 @@ fn compose_project_comes_up_scales_runs_jobs_and_goes_down() {
     assert_eq!(after[0], before[0], "db kept");
     assert_ne!(after[1], before[1], "web recreated");
     assert_eq!(after[2], before[2], "worker kept");
-    let logs = compose(&env, &p, &["logs", "--no-log-prefix", "web"], &[("GREETING", "bonjour")]);
+    let logs = compose(
+        &env,
+        &p,
+        &["logs", "--no-log-prefix", "web"],
+        &[("GREETING", "bonjour")],
+    );
     assert_contains(&logs.stdout, "web says bonjour");
 
     // Scale up and down.
-    let up3 = compose(&env, &p, &["up", "-d", "--scale", "worker=3"], &[("GREETING", "bonjour")]);
+    let up3 = compose(
+        &env,
+        &p,
+        &["up", "-d", "--scale", "worker=3"],
+        &[("GREETING", "bonjour")],
+    );
     assert_eq!(up3.code, Some(0), "{up3}");
     let workers = |env: &Env| {
         project_objects(env, "container", &name, "{{.Names}}")
@@ -398,8 +441,70 @@ fn compose_config_prints_the_resolved_merge_case() {
     assert_eq!(got, expected);
 
     let mut cmd = std::process::Command::new(corral_bin().expect("corral binary"));
-    cmd.current_dir(&dir).args(["compose", "-f", "compose.yaml", "-p", "Bad Name", "config"]);
+    cmd.current_dir(&dir)
+        .args(["compose", "-f", "compose.yaml", "-p", "Bad Name", "config"]);
     let out = run_with_timeout(cmd, None, Duration::from_secs(60)).expect("corral runs");
     assert_eq!(out.code, Some(1), "{out}");
     assert_contains(&out.stderr, "invalid project name \"Bad Name\"");
+}
+
+/// docker-compose v1 (Debian 1.29.2) against the same engine is the oracle for the
+/// names and labels of a project's networks and volumes, and for the label keys of
+/// its containers (v1 names containers `p_svc_1`, v2 and Corral `p-svc-1`).
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn compose_resources_match_docker_compose_v1() {
+    let env = Env::new();
+    let text = "services:\n  app:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n    volumes: [data:/data]\n    networks: [front]\nnetworks:\n  front:\nvolumes:\n  data:\n";
+    let p = ProjectDir::new(text);
+    let _down = Down { env: &env, p: &p };
+    let snapshot = |env: &Env| {
+        let c = project_objects(env, "container", &p.name, "{{.Names}}");
+        assert_eq!(c.len(), 1, "{c:?}");
+        let clabels: serde_json::Value =
+            serde_json::from_str(&env.inspect("{{json .Config.Labels}}", &c[0])).expect("json");
+        let mut keys: Vec<String> = clabels
+            .as_object()
+            .expect("labels")
+            .keys()
+            .filter(|k| *k != "com.docker.compose.project.environment_file")
+            .cloned()
+            .collect();
+        keys.sort();
+        let net = format!("{}_front", p.name);
+        let vol = format!("{}_data", p.name);
+        let nl = env.inspect("{{json .Labels}}", &net);
+        let vl = env.inspect("{{json .Labels}}", &vol);
+        let strip_version = |s: String| -> serde_json::Value {
+            let mut v: serde_json::Value = serde_json::from_str(&s).expect("json");
+            v.as_object_mut()
+                .expect("labels")
+                .remove("com.docker.compose.version");
+            v
+        };
+        (c[0].clone(), keys, strip_version(nl), strip_version(vl))
+    };
+
+    let mut cmd = env.subject.command("docker-compose");
+    cmd.current_dir(p.path())
+        .env("IMAGE", &env.image)
+        .args(["-p", &p.name, "up", "-d"]);
+    let v1 = run_with_timeout(cmd, None, Duration::from_secs(180)).expect("docker-compose runs");
+    assert_eq!(v1.code, Some(0), "{v1}");
+    let (v1_name, v1_keys, v1_net, v1_vol) = snapshot(&env);
+    assert_eq!(v1_name, format!("{}_app_1", p.name));
+    let mut cmd = env.subject.command("docker-compose");
+    cmd.current_dir(p.path())
+        .env("IMAGE", &env.image)
+        .args(["-p", &p.name, "down", "-v", "-t", "1"]);
+    let v1 = run_with_timeout(cmd, None, Duration::from_secs(180)).expect("docker-compose runs");
+    assert_eq!(v1.code, Some(0), "{v1}");
+
+    let up = compose(&env, &p, &["up", "-d"], &[]);
+    assert_eq!(up.code, Some(0), "{up}");
+    let (name, keys, net, vol) = snapshot(&env);
+    assert_eq!(name, format!("{}-app-1", p.name));
+    assert_eq!(keys, v1_keys);
+    assert_eq!(net, v1_net);
+    assert_eq!(vol, v1_vol);
 }

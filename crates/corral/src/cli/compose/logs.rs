@@ -115,7 +115,11 @@ async fn stream_logs(
     timestamps: bool,
 ) -> anyhow::Result<()> {
     let service_index = |s: &str| p.services.keys().position(|k| k == s).unwrap_or(0);
-    let docker = if follow { &ctx.docker_slow } else { &ctx.docker };
+    let docker = if follow {
+        &ctx.docker_slow
+    } else {
+        &ctx.docker
+    };
     let streams = containers.iter().map(|c| {
         let opts = LogsOptionsBuilder::new()
             .stdout(true)
@@ -125,7 +129,10 @@ async fn stream_logs(
             .tail(tail)
             .build();
         let prefix = prefixer.render(&c.name, service_index(&c.service));
-        let s = docker.logs(&c.id, Some(opts)).map(Some).chain(stream::iter([None]));
+        let s = docker
+            .logs(&c.id, Some(opts))
+            .map(Some)
+            .chain(stream::iter([None]));
         s.map(move |item| (prefix.clone(), item))
     });
     let mut all = stream::select_all(streams.map(Box::pin));
@@ -168,7 +175,13 @@ pub(crate) async fn attach_until_exit(
         .filter(|c| !c.oneoff && services.contains(&c.service))
         .collect();
     let prefixer = Prefixer::new(&mine, std::io::stdout().is_terminal(), true);
-    eprintln!("Attaching to {}", mine.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "));
+    eprintln!(
+        "Attaching to {}",
+        mine.iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     tokio::select! {
         r = stream_logs(ctx, p, &mine, &prefixer, true, "0", false) => {
             r?;

@@ -215,7 +215,12 @@ pub(crate) async fn down(ctx: &Ctx, l: Result<Loaded, String>, a: &DownArgs) -> 
     let filters = serde_json::json!({"label": [format!("{}={name}", labels::PROJECT)]}).to_string();
     let body = ctx
         .raw
-        .call("GET", &format!("/networks?filters={}", enc(&filters)), &[], None)
+        .call(
+            "GET",
+            &format!("/networks?filters={}", enc(&filters)),
+            &[],
+            None,
+        )
         .await?;
     let nets: Vec<Value> = serde_json::from_slice(&body)?;
     // Checked here too: an engine that ignores the filter must not lose its networks.
@@ -236,10 +241,20 @@ pub(crate) async fn down(ctx: &Ctx, l: Result<Loaded, String>, a: &DownArgs) -> 
     if a.volumes {
         let body = ctx
             .raw
-            .call("GET", &format!("/volumes?filters={}", enc(&filters)), &[], None)
+            .call(
+                "GET",
+                &format!("/volumes?filters={}", enc(&filters)),
+                &[],
+                None,
+            )
             .await?;
         let v: Value = serde_json::from_slice(&body)?;
-        for vol in v["Volumes"].as_array().into_iter().flatten().filter(|v| ours(v)) {
+        for vol in v["Volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| ours(v))
+        {
             let vname = vol["Name"].as_str().unwrap_or_default().to_string();
             match ctx
                 .raw
@@ -306,7 +321,10 @@ pub(crate) async fn start(ctx: &Ctx, p: &Project, a: &Services) -> anyhow::Resul
     let list = list_containers(ctx, &p.name, true).await?;
     let mine = containers_of(&list, &services);
     if mine.is_empty() {
-        anyhow::bail!("service(s) {} have no container to start", services.join(", "));
+        anyhow::bail!(
+            "service(s) {} have no container to start",
+            services.join(", ")
+        );
     }
     for name in &services {
         for c in mine.iter().filter(|c| &c.service == name) {
@@ -322,7 +340,12 @@ pub(crate) async fn start(ctx: &Ctx, p: &Project, a: &Services) -> anyhow::Resul
 }
 
 /// `compose stop` and `compose restart`.
-pub(crate) async fn stop(ctx: &Ctx, p: &Project, a: &StopArgs, restart: bool) -> anyhow::Result<()> {
+pub(crate) async fn stop(
+    ctx: &Ctx,
+    p: &Project,
+    a: &StopArgs,
+    restart: bool,
+) -> anyhow::Result<()> {
     let mut services = selected(p, &a.services)?;
     let list = list_containers(ctx, &p.name, true).await?;
     let t = a.timeout.map(|t| format!("?t={t}")).unwrap_or_default();
@@ -333,9 +356,18 @@ pub(crate) async fn stop(ctx: &Ctx, p: &Project, a: &StopArgs, restart: bool) ->
         for c in containers_of(&list, std::slice::from_ref(name)) {
             let action = if restart { "restart" } else { "stop" };
             ctx.raw
-                .call("POST", &format!("/containers/{}/{action}{t}", c.id), &[], None)
+                .call(
+                    "POST",
+                    &format!("/containers/{}/{action}{t}", c.id),
+                    &[],
+                    None,
+                )
                 .await?;
-            progress("Container", &c.name, if restart { "Started" } else { "Stopped" });
+            progress(
+                "Container",
+                &c.name,
+                if restart { "Started" } else { "Stopped" },
+            );
         }
     }
     Ok(())
@@ -396,7 +428,12 @@ pub(crate) async fn run(ctx: &Ctx, p: &Project, a: &RunArgs) -> anyhow::Result<(
         .get(&a.service)
         .ok_or_else(|| anyhow::anyhow!("no such service: {}", a.service))?;
     if !a.no_deps && !svc.depends_on.is_empty() {
-        let deps: Vec<String> = svc.depends_on.keys().filter(|d| p.services.contains_key(*d)).cloned().collect();
+        let deps: Vec<String> = svc
+            .depends_on
+            .keys()
+            .filter(|d| p.services.contains_key(*d))
+            .cloned()
+            .collect();
         let upargs = up::UpArgs {
             detach: true,
             services: deps,
@@ -415,7 +452,8 @@ pub(crate) async fn run(ctx: &Ctx, p: &Project, a: &RunArgs) -> anyhow::Result<(
     up::ensure_images(ctx, p, std::slice::from_ref(&a.service)).await?;
 
     let interactive = !a.detach;
-    let tty = !a.no_tty && !a.detach && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let tty =
+        !a.no_tty && !a.detach && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let overrides = RunOverrides {
         command: (!a.command.is_empty()).then(|| a.command.clone()),
         entrypoint: a
@@ -463,7 +501,12 @@ pub(crate) async fn run(ctx: &Ctx, p: &Project, a: &RunArgs) -> anyhow::Result<(
     if a.rm {
         let _ = ctx
             .raw
-            .call("DELETE", &format!("/containers/{id}?force=1&v=1"), &[], None)
+            .call(
+                "DELETE",
+                &format!("/containers/{id}?force=1&v=1"),
+                &[],
+                None,
+            )
             .await;
     }
     let code = result?;

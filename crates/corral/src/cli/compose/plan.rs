@@ -33,7 +33,10 @@ pub(crate) struct RunOverrides {
 pub(crate) fn project_labels(p: &Project) -> BTreeMap<String, String> {
     BTreeMap::from([
         (labels::PROJECT.to_string(), p.name.clone()),
-        (labels::VERSION.to_string(), labels::COMPOSE_VERSION.to_string()),
+        (
+            labels::VERSION.to_string(),
+            labels::COMPOSE_VERSION.to_string(),
+        ),
     ])
 }
 
@@ -219,7 +222,9 @@ pub(crate) fn container_create(
     let set = |body: &mut Value, k: &str, v: Value| {
         body[k] = v;
     };
-    let command = run.and_then(|r| r.command.clone()).or_else(|| svc.command.clone());
+    let command = run
+        .and_then(|r| r.command.clone())
+        .or_else(|| svc.command.clone());
     if let Some(c) = command {
         set(&mut body, "Cmd", json!(c));
     }
@@ -235,7 +240,9 @@ pub(crate) fn container_create(
     if !env.is_empty() {
         set(&mut body, "Env", json!(env));
     }
-    let user = run.and_then(|r| r.user.clone()).or_else(|| svc.user.clone());
+    let user = run
+        .and_then(|r| r.user.clone())
+        .or_else(|| svc.user.clone());
     if let Some(u) = user {
         set(&mut body, "User", json!(u));
     }
@@ -387,7 +394,10 @@ fn host_config(p: &Project, svc: &Service, kind: Kind) -> anyhow::Result<Value> 
                 let mut opts = Vec::new();
                 if let Some(t) = &v.tmpfs {
                     if let Some(size) = &t.size {
-                        opts.push(format!("size={}", parse_bytes(size).map_err(anyhow::Error::msg)?));
+                        opts.push(format!(
+                            "size={}",
+                            parse_bytes(size).map_err(anyhow::Error::msg)?
+                        ));
                     }
                     if let Some(mode) = t.mode {
                         opts.push(format!("mode={mode:o}"));
@@ -631,7 +641,10 @@ secrets: {token: {file: ./token.txt}}
             l["com.docker.compose.project.config_files"],
             "/srv/app/compose.yaml"
         );
-        assert_eq!(l["com.docker.compose.depends_on"], "db:service_healthy:false");
+        assert_eq!(
+            l["com.docker.compose.depends_on"],
+            "db:service_healthy:false"
+        );
         assert_eq!(
             l["com.docker.compose.config-hash"],
             corral_compose::config_hash(web)
@@ -671,7 +684,10 @@ secrets: {token: {file: ./token.txt}}
             h["PortBindings"]["81/udp"],
             json!([{"HostIp": "127.0.0.1", "HostPort": ""}])
         );
-        assert_eq!(h["RestartPolicy"], json!({"Name": "on-failure", "MaximumRetryCount": 5}));
+        assert_eq!(
+            h["RestartPolicy"],
+            json!({"Name": "on-failure", "MaximumRetryCount": 5})
+        );
         assert_eq!(h["Memory"], json!(64 << 20));
         assert_eq!(h["NanoCpus"], json!(500_000_000));
         assert_eq!(
@@ -688,8 +704,8 @@ secrets: {token: {file: ./token.txt}}
             env: vec!["B=2".into()],
             ..RunOverrides::default()
         };
-        let b = container_create(&p, "web", &p.services["web"], Kind::OneOff(1), Some(&run))
-            .unwrap();
+        let b =
+            container_create(&p, "web", &p.services["web"], Kind::OneOff(1), Some(&run)).unwrap();
         assert_eq!(b["Labels"]["com.docker.compose.oneoff"], "True");
         assert_eq!(b["Cmd"], json!(["echo", "hi"]));
         assert_eq!(b["Env"], json!(["A=1", "B=2"]));
@@ -700,7 +716,10 @@ secrets: {token: {file: ./token.txt}}
     #[test]
     fn names_and_resource_bodies() {
         let p = project(APP);
-        assert_eq!(container_name(&p, "web", &p.services["web"], 3), "app-web-3");
+        assert_eq!(
+            container_name(&p, "web", &p.services["web"], 3),
+            "app-web-3"
+        );
         assert_eq!(container_name(&p, "db", &p.services["db"], 1), "the-db");
         let n = network_create(&p, "back");
         assert_eq!(n["Name"], "app_back");

@@ -111,7 +111,12 @@ pub(crate) async fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> anyhow::Result<()>
     ensure_volumes(ctx, p, &targets).await?;
     ensure_images(ctx, p, &targets).await?;
 
-    let mut current = by_service(&existing.into_iter().filter(|c| !c.oneoff).collect::<Vec<_>>());
+    let mut current = by_service(
+        &existing
+            .into_iter()
+            .filter(|c| !c.oneoff)
+            .collect::<Vec<_>>(),
+    );
     let mut touched: Vec<String> = Vec::new();
     for name in &targets {
         let svc = &p.services[name];
@@ -174,7 +179,13 @@ pub(crate) async fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> anyhow::Result<()>
     super::logs::attach_until_exit(ctx, p, &targets, a.timeout).await
 }
 
-async fn create(ctx: &Ctx, p: &Project, service: &str, n: u32, cname: &str) -> anyhow::Result<String> {
+async fn create(
+    ctx: &Ctx,
+    p: &Project,
+    service: &str,
+    n: u32,
+    cname: &str,
+) -> anyhow::Result<String> {
     let svc = &p.services[service];
     let body = plan::container_create(p, service, svc, Kind::Replica(n), None)?;
     let id = create_container(ctx, cname, &body).await?;
@@ -183,7 +194,11 @@ async fn create(ctx: &Ctx, p: &Project, service: &str, n: u32, cname: &str) -> a
 }
 
 /// Creates a container from a planned body; returns its id.
-pub(crate) async fn create_container(ctx: &Ctx, name: &str, body: &Value) -> anyhow::Result<String> {
+pub(crate) async fn create_container(
+    ctx: &Ctx,
+    name: &str,
+    body: &Value,
+) -> anyhow::Result<String> {
     let resp = ctx
         .raw
         .call(
@@ -263,18 +278,25 @@ pub(crate) async fn remove(
 }
 
 pub(crate) fn is_status(e: &anyhow::Error, status: u16) -> bool {
-    e.downcast_ref::<ApiError>().is_some_and(|a| a.status == status)
+    e.downcast_ref::<ApiError>()
+        .is_some_and(|a| a.status == status)
 }
 
 /// Networks used by `services`, created when missing; external ones must exist.
-pub(crate) async fn ensure_networks(ctx: &Ctx, p: &Project, services: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn ensure_networks(
+    ctx: &Ctx,
+    p: &Project,
+    services: &[String],
+) -> anyhow::Result<()> {
     let used: BTreeSet<&str> = services
         .iter()
         .filter_map(|s| p.services.get(s))
         .flat_map(|s| s.networks.keys().map(String::as_str))
         .collect();
     for key in used {
-        let Some(n) = p.networks.get(key) else { continue };
+        let Some(n) = p.networks.get(key) else {
+            continue;
+        };
         let name = plan::network_name(p, key);
         match ctx
             .raw
@@ -295,7 +317,12 @@ pub(crate) async fn ensure_networks(ctx: &Ctx, p: &Project, services: &[String])
                 progress("Network", &name, "Creating");
                 let body = plan::network_create(p, key);
                 ctx.raw
-                    .call("POST", "/networks/create", &[], Some(body.to_string().as_bytes()))
+                    .call(
+                        "POST",
+                        "/networks/create",
+                        &[],
+                        Some(body.to_string().as_bytes()),
+                    )
                     .await
                     .map_err(|e| anyhow::anyhow!("creating network {name}: {e:#}"))?;
                 progress("Network", &name, "Created");
@@ -307,7 +334,11 @@ pub(crate) async fn ensure_networks(ctx: &Ctx, p: &Project, services: &[String])
 }
 
 /// Named volumes used by `services`, created when missing; external ones must exist.
-pub(crate) async fn ensure_volumes(ctx: &Ctx, p: &Project, services: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn ensure_volumes(
+    ctx: &Ctx,
+    p: &Project,
+    services: &[String],
+) -> anyhow::Result<()> {
     let used: BTreeSet<&str> = services
         .iter()
         .filter_map(|s| p.services.get(s))
@@ -316,7 +347,9 @@ pub(crate) async fn ensure_volumes(ctx: &Ctx, p: &Project, services: &[String]) 
         .filter_map(|v| v.source.as_deref())
         .collect();
     for key in used {
-        let Some(v) = p.volumes.get(key) else { continue };
+        let Some(v) = p.volumes.get(key) else {
+            continue;
+        };
         let name = plan::volume_name(p, key);
         match ctx
             .raw
@@ -331,7 +364,12 @@ pub(crate) async fn ensure_volumes(ctx: &Ctx, p: &Project, services: &[String]) 
                 progress("Volume", &name, "Creating");
                 let body = plan::volume_create(p, key);
                 ctx.raw
-                    .call("POST", "/volumes/create", &[], Some(body.to_string().as_bytes()))
+                    .call(
+                        "POST",
+                        "/volumes/create",
+                        &[],
+                        Some(body.to_string().as_bytes()),
+                    )
                     .await
                     .map_err(|e| anyhow::anyhow!("creating volume {name}: {e:#}"))?;
                 progress("Volume", &name, "Created");
@@ -343,7 +381,11 @@ pub(crate) async fn ensure_volumes(ctx: &Ctx, p: &Project, services: &[String]) 
 }
 
 /// Pulls the images of `services` that are missing (or all with `pull_policy: always`).
-pub(crate) async fn ensure_images(ctx: &Ctx, p: &Project, services: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn ensure_images(
+    ctx: &Ctx,
+    p: &Project,
+    services: &[String],
+) -> anyhow::Result<()> {
     let mut done = BTreeSet::new();
     for s in services {
         let svc = &p.services[s];
@@ -365,7 +407,9 @@ pub(crate) async fn ensure_images(ctx: &Ctx, p: &Project, services: &[String]) -
         };
         let pull = match policy {
             "always" => true,
-            "never" if !present => anyhow::bail!("image {image} of service \"{s}\" is not present and pull_policy is never"),
+            "never" if !present => anyhow::bail!(
+                "image {image} of service \"{s}\" is not present and pull_policy is never"
+            ),
             "never" | "build" => false,
             _ => !present,
         };
@@ -405,7 +449,10 @@ pub(crate) async fn wait_condition(
     let mut announced = false;
     loop {
         let list = list_containers(ctx, &p.name, true).await?;
-        let mine: Vec<&Existing> = list.iter().filter(|c| c.service == service && !c.oneoff).collect();
+        let mine: Vec<&Existing> = list
+            .iter()
+            .filter(|c| c.service == service && !c.oneoff)
+            .collect();
         let mut all_ok = !mine.is_empty();
         for c in &mine {
             let body = ctx
@@ -442,7 +489,11 @@ pub(crate) async fn wait_condition(
         }
         if all_ok {
             for c in &mine {
-                let what = if cond == Condition::ServiceHealthy { "Healthy" } else { "Exited" };
+                let what = if cond == Condition::ServiceHealthy {
+                    "Healthy"
+                } else {
+                    "Exited"
+                };
                 progress("Container", &c.name, what);
             }
             return Ok(());
