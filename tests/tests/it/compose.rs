@@ -508,3 +508,49 @@ fn compose_resources_match_docker_compose_v1() {
     assert_eq!(net, v1_net);
     assert_eq!(vol, v1_vol);
 }
+
+/// Attached `up` streams the containers' output, prefixed, until they all exit;
+/// `service_completed_successfully` orders a one-shot job before its dependent and
+/// stops `up` when the job fails.
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn compose_up_attached_waits_for_completed_dependencies() {
+    let env = Env::new();
+    let text = r#"
+services:
+  migrate:
+    image: ${IMAGE}
+    command: ["sh", "-c", "sleep 1; echo migrated; exit ${MIGRATE_EXIT:-0}"]
+  app:
+    image: ${IMAGE}
+    command: ["sh", "-c", "echo app after migrate"]
+    depends_on:
+      migrate:
+        condition: service_completed_successfully
+"#;
+    let p = ProjectDir::new(text);
+    let _down = Down { env: &env, p: &p };
+    let up = compose(&env, &p, &["up"], &[]);
+    assert_eq!(up.code, Some(0), "{up}");
+    assert_contains(&up.stderr, &format!("{}-migrate-1  Exited", p.name));
+    assert_contains(
+        &up.stdout,
+        &format!("{}-app-1     | app after migrate", p.name),
+    );
+    assert_contains(&up.stderr, &format!("{}-app-1 exited with code 0", p.name));
+
+    let down = compose(&env, &p, &["down", "-t", "1"], &[]);
+    assert_eq!(down.code, Some(0), "{down}");
+    let up = compose(&env, &p, &["up", "-d"], &[("MIGRATE_EXIT", "3")]);
+    assert_eq!(up.code, Some(1), "{up}");
+    assert_contains(
+        &up.stderr,
+        "service \"migrate\" didn't complete successfully: exit 3",
+    );
+    let names = project_objects(&env, "container", &p.name, "{{.Names}}");
+    assert_eq!(
+        names,
+        vec![format!("{}-migrate-1", p.name)],
+        "app never created"
+    );
+}

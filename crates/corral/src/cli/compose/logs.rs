@@ -102,7 +102,21 @@ pub(crate) async fn logs(ctx: &Ctx, p: &Project, a: &LogsArgs) -> anyhow::Result
         .collect();
     let color = !a.no_color && std::io::stdout().is_terminal();
     let prefixer = Prefixer::new(&mine, color, !a.no_log_prefix);
-    stream_logs(ctx, p, &mine, &prefixer, a.follow, &a.tail, a.timestamps).await
+    let opts = StreamOptions {
+        follow: a.follow,
+        tail: a.tail.clone(),
+        timestamps: a.timestamps,
+        since: None,
+    };
+    stream_logs(ctx, p, &mine, &prefixer, &opts).await
+}
+
+/// Which part of the logs to stream.
+struct StreamOptions {
+    follow: bool,
+    tail: String,
+    timestamps: bool,
+    since: Option<i64>,
 }
 
 async fn stream_logs(
@@ -110,10 +124,9 @@ async fn stream_logs(
     p: &Project,
     containers: &[&Existing],
     prefixer: &Prefixer,
-    follow: bool,
-    tail: &str,
-    timestamps: bool,
+    o: &StreamOptions,
 ) -> anyhow::Result<()> {
+    let follow = o.follow;
     let service_index = |s: &str| p.services.keys().position(|k| k == s).unwrap_or(0);
     let docker = if follow {
         &ctx.docker_slow
@@ -121,13 +134,16 @@ async fn stream_logs(
         &ctx.docker
     };
     let streams = containers.iter().map(|c| {
-        let opts = LogsOptionsBuilder::new()
+        let mut opts = LogsOptionsBuilder::new()
             .stdout(true)
             .stderr(true)
             .follow(follow)
-            .timestamps(timestamps)
-            .tail(tail)
-            .build();
+            .timestamps(o.timestamps)
+            .tail(&o.tail);
+        if let Some(t) = o.since.and_then(|t| i32::try_from(t).ok()) {
+            opts = opts.since(t);
+        }
+        let opts = opts.build();
         let prefix = prefixer.render(&c.name, service_index(&c.service));
         let s = docker
             .logs(&c.id, Some(opts))
@@ -168,6 +184,7 @@ pub(crate) async fn attach_until_exit(
     p: &Project,
     services: &[String],
     timeout: Option<u32>,
+    since: i64,
 ) -> anyhow::Result<()> {
     let list = list_containers(ctx, &p.name, true).await?;
     let mine: Vec<&Existing> = list
@@ -182,8 +199,14 @@ pub(crate) async fn attach_until_exit(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let opts = StreamOptions {
+        follow: true,
+        tail: "all".into(),
+        timestamps: false,
+        since: Some(since),
+    };
     tokio::select! {
-        r = stream_logs(ctx, p, &mine, &prefixer, true, "0", false) => {
+        r = stream_logs(ctx, p, &mine, &prefixer, &opts) => {
             r?;
             for c in &mine {
                 let body = ctx.raw.call("GET", &format!("/containers/{}/json", c.id), &[], None).await?;

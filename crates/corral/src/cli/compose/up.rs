@@ -70,6 +70,10 @@ const DEPENDENCY_PATIENCE: Duration = Duration::from_secs(300);
 
 /// `compose up`.
 pub(crate) async fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> anyhow::Result<()> {
+    // Attached mode shows what the containers print from now on.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
     let mut scales = a.scale_map.clone();
     scales.extend(super::ops::parse_scale(&a.scale)?);
     for s in scales.keys() {
@@ -120,7 +124,7 @@ pub(crate) async fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> anyhow::Result<()>
     let mut touched: Vec<String> = Vec::new();
     for name in &targets {
         let svc = &p.services[name];
-        wait_dependencies(ctx, p, name).await?;
+        wait_dependencies(ctx, p, name, &targets).await?;
         let want = scales.get(name).copied().unwrap_or_else(|| svc.replicas());
         let hash = corral_compose::config_hash(svc);
         let mine = current.remove(name).unwrap_or_default();
@@ -176,7 +180,7 @@ pub(crate) async fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> anyhow::Result<()>
         }
         return Ok(());
     }
-    super::logs::attach_until_exit(ctx, p, &targets, a.timeout).await
+    super::logs::attach_until_exit(ctx, p, &targets, a.timeout, since).await
 }
 
 async fn create(
@@ -422,11 +426,17 @@ pub(crate) async fn ensure_images(
     Ok(())
 }
 
-/// Waits until every dependency of `service` reaches its `depends_on` condition.
-async fn wait_dependencies(ctx: &Ctx, p: &Project, service: &str) -> anyhow::Result<()> {
+/// Waits until every dependency of `service` brought up in this run (`targets`)
+/// reaches its `depends_on` condition; `--no-deps` leaves the others alone.
+async fn wait_dependencies(
+    ctx: &Ctx,
+    p: &Project,
+    service: &str,
+    targets: &[String],
+) -> anyhow::Result<()> {
     let svc = &p.services[service];
     for (dep, d) in &svc.depends_on {
-        if !p.services.contains_key(dep) {
+        if !p.services.contains_key(dep) || !targets.contains(dep) {
             continue;
         }
         wait_condition(ctx, p, dep, d.condition, d.required).await?;
@@ -498,7 +508,10 @@ pub(crate) async fn wait_condition(
             }
             return Ok(());
         }
-        if mine.is_empty() && !required {
+        if mine.is_empty() {
+            if required {
+                anyhow::bail!("dependency failed to start: service \"{service}\" has no container");
+            }
             return Ok(());
         }
         if !announced {
