@@ -578,10 +578,31 @@ fn resolve(
             });
         }
     }
-    for objs in [&mut project.secrets, &mut project.configs] {
+    let used: BTreeSet<(&str, String)> = project
+        .services
+        .values()
+        .flat_map(|s| {
+            s.secrets
+                .iter()
+                .map(|r| ("secrets", r.source.clone()))
+                .chain(s.configs.iter().map(|r| ("configs", r.source.clone())))
+        })
+        .collect();
+    for (section, objs) in [
+        ("secrets", &mut project.secrets),
+        ("configs", &mut project.configs),
+    ] {
         for (key, o) in objs.iter_mut() {
             if let Some(f) = o.file.as_mut() {
                 *f = absolutize(f);
+                if used.contains(&(section, key.clone())) && !loader.src.exists(Path::new(f)) {
+                    let loc = ctx.loc(&[section, key, "file"]);
+                    return Err(loader.invalid(
+                        loc,
+                        &format!("{section}.{key}.file"),
+                        format!("file {f} not found"),
+                    ));
+                }
             }
             if o.name.is_none() && !o.external {
                 o.name = Some(format!("{pname}_{key}"));

@@ -592,7 +592,9 @@ mod tests {
     use std::path::PathBuf;
 
     fn project(text: &str) -> Project {
-        let src = MemSource::new().with_file("/srv/app/compose.yaml", text);
+        let src = MemSource::new()
+            .with_file("/srv/app/compose.yaml", text)
+            .with_file("/srv/app/token.txt", "t0ken");
         let opts = LoadOptions {
             working_dir: PathBuf::from("/srv/app"),
             ..LoadOptions::default()
