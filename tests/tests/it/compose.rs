@@ -117,9 +117,19 @@ services:
         condition: service_started
       db:
         condition: service_started
+    secrets: [token]
+    configs:
+      - source: settings
+        target: /etc/app.conf
 volumes:
   shared:
     labels: {purpose: e2e}
+secrets:
+  token:
+    file: ./token.txt
+configs:
+  settings:
+    file: ./settings.conf
 "#;
 
 fn ids(env: &Env, project: &str) -> Vec<String> {
@@ -131,6 +141,8 @@ fn ids(env: &Env, project: &str) -> Vec<String> {
 fn compose_project_comes_up_scales_runs_jobs_and_goes_down() {
     let env = Env::new();
     let p = ProjectDir::new(APP);
+    std::fs::write(p.path().join("token.txt"), "s3cret\n").expect("write token");
+    std::fs::write(p.path().join("settings.conf"), "level=1\n").expect("write config");
     let _down = Down { env: &env, p: &p };
     let name = p.name.clone();
 
@@ -235,6 +247,28 @@ fn compose_project_comes_up_scales_runs_jobs_and_goes_down() {
     assert_eq!(ex.stdout, "ready\n");
     let ex = compose(&env, &p, &["exec", "-T", "web", "sh", "-c", "exit 7"], &[]);
     assert_eq!(ex.code, Some(7), "{ex}");
+
+    // File-based secrets and configs are mounted read-only.
+    let ex = compose(
+        &env,
+        &p,
+        &[
+            "exec",
+            "-T",
+            "web",
+            "sh",
+            "-c",
+            "cat /run/secrets/token /etc/app.conf; echo x > /run/secrets/token",
+        ],
+        &[],
+    );
+    assert_eq!(ex.stdout, "s3cret\nlevel=1\n", "{ex}");
+    assert_ne!(ex.code, Some(0), "secret is read-only: {ex}");
+
+    let top = compose(&env, &p, &["top", "web"], &[]);
+    assert_eq!(top.code, Some(0), "{top}");
+    assert_contains(&top.stdout, &format!("{name}-web-1"));
+    assert_contains(&top.stdout, "sleep 1000");
 
     // Logs, prefixed per container.
     let logs = compose(&env, &p, &["logs", "web"], &[]);
