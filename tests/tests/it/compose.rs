@@ -588,3 +588,47 @@ services:
         "app never created"
     );
 }
+
+/// `events --json` streams the project's container events with their service.
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn compose_events_stream_the_project_events() {
+    let env = Env::new();
+    let text =
+        "services:\n  app:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n";
+    let p = ProjectDir::new(text);
+    let _down = Down { env: &env, p: &p };
+    let up = compose(&env, &p, &["up", "-d"], &[]);
+    assert_eq!(up.code, Some(0), "{up}");
+    let events = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut cmd = env.subject.command(
+                corral_bin()
+                    .expect("corral binary")
+                    .to_str()
+                    .expect("utf-8 path"),
+            );
+            cmd.current_dir(p.path())
+                .env("IMAGE", &env.image)
+                .arg("-H")
+                .arg(env.subject.docker_host())
+                .args(["compose", "-p", &p.name, "events", "--json"]);
+            run_with_timeout(cmd, None, Duration::from_secs(6)).expect("events runs")
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let r = compose(&env, &p, &["restart", "-t", "1"], &[]);
+        assert_eq!(r.code, Some(0), "{r}");
+        watcher.join().expect("watcher")
+    });
+    let actions: Vec<String> = events
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["service"] == "app")
+        .filter_map(|v| v["action"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        actions.iter().any(|a| a == "start"),
+        "no start event for app: {events}"
+    );
+}
