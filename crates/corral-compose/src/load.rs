@@ -500,6 +500,7 @@ fn resolve(
         lexical_clean(&project_dir.join(p)).display().to_string()
     };
     let mut uses_default = false;
+    let names: BTreeSet<String> = project.services.keys().cloned().collect();
     for (name, svc) in project.services.iter_mut() {
         // env_file first, then `environment` on top, then bare names from the variables.
         let mut env: BTreeMap<String, Option<String>> = BTreeMap::new();
@@ -548,6 +549,23 @@ fn resolve(
                     *s = absolutize(s);
                 }
             }
+        }
+        // `network_mode: service:x` and `links` imply a dependency, as in compose.
+        let implied: Vec<String> = svc
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"))
+            .map(str::to_string)
+            .into_iter()
+            .chain(
+                svc.links
+                    .iter()
+                    .map(|l| l.split_once(':').map_or(l.as_str(), |(t, _)| t).to_string()),
+            )
+            .collect();
+        // Unknown names are left to validation, which reports them where written.
+        for d in implied.into_iter().filter(|d| names.contains(d)) {
+            svc.depends_on.entry(d).or_default();
         }
         if svc.networks.is_empty() && svc.network_mode.is_none() {
             svc.networks.insert("default".to_string(), None);

@@ -102,7 +102,8 @@ pub(crate) fn project(p: &Project, ctx: &Ctx<'_>) -> Result<()> {
                     return Err(ctx.error(
                         &["services", name, "network_mode"],
                         format!(
-                            "service \"{name}\" uses the network of undefined service \"{other}\""
+                            "service \"{name}\" uses the network of undefined service \"{other}\"{}",
+                            hint(other, p.services.keys())
                         ),
                     ));
                 }

@@ -340,6 +340,14 @@ pub(crate) fn container_create(
 
     let eps = endpoints(p, service, svc);
     if let Some(mode) = &svc.network_mode {
+        // `service:NAME` shares the namespace of that service's first container.
+        let mode = match mode.strip_prefix("service:") {
+            Some(other) => match p.services.get(other) {
+                Some(o) => format!("container:{}", container_name(p, other, o, 1)),
+                None => anyhow::bail!("network_mode of {service}: no such service {other:?}"),
+            },
+            None => mode.clone(),
+        };
         host["NetworkMode"] = json!(mode);
     } else if let Some((first, aliases, ip)) = eps.first() {
         host["NetworkMode"] = json!(first);
@@ -488,11 +496,27 @@ fn host_config(p: &Project, svc: &Service, kind: Kind) -> anyhow::Result<Value> 
         ("DnsOptions", &svc.dns_opt),
         ("SecurityOpt", &svc.security_opt),
         ("GroupAdd", &svc.group_add),
-        ("Links", &svc.links),
     ] {
         if !v.is_empty() {
             h.insert(k.into(), json!(v));
         }
+    }
+    // `links: [db, "db:database"]` name containers as `<container>:<alias>`.
+    if !svc.links.is_empty() {
+        let links: Vec<String> = svc
+            .links
+            .iter()
+            .map(|l| {
+                let (target, alias) = l.split_once(':').unwrap_or((l, l));
+                let cname = p
+                    .services
+                    .get(target)
+                    .map(|t| container_name(p, target, t, 1))
+                    .unwrap_or_else(|| target.to_string());
+                format!("{cname}:{alias}")
+            })
+            .collect();
+        h.insert("Links".into(), json!(links));
     }
     if !svc.ulimits.is_empty() {
         let u: Vec<Value> = svc
@@ -733,5 +757,20 @@ secrets: {token: {file: ./token.txt}}
         assert_eq!(v["Name"], "app_data");
         assert_eq!(v["Labels"]["com.docker.compose.volume"], "data");
         assert_eq!(network_name(&p, "default"), "app_default");
+    }
+
+    #[test]
+    fn network_mode_service_and_links_name_containers() {
+        let p = project(
+            "services:\n  a:\n    image: x\n  b:\n    image: x\n    network_mode: service:a\n  c:\n    image: x\n    links: [a, 'b:bee']\n",
+        );
+        let b = container_create(&p, "b", &p.services["b"], Kind::Replica(1), None).unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "container:app-a-1");
+        assert!(b.get("NetworkingConfig").is_none());
+        let c = container_create(&p, "c", &p.services["c"], Kind::Replica(1), None).unwrap();
+        assert_eq!(
+            c["HostConfig"]["Links"],
+            json!(["app-a-1:a", "app-b-1:bee"])
+        );
     }
 }
