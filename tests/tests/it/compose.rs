@@ -632,3 +632,57 @@ fn compose_events_stream_the_project_events() {
         "no start event for app: {events}"
     );
 }
+
+/// `--force-recreate`, `--no-recreate`, `exec --index` and orphans.
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn compose_up_recreate_flags_index_and_orphans() {
+    let env = Env::new();
+    let two = "services:\n  a:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n    scale: 2\n    environment: {V: '${V:-1}'}\n  b:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n";
+    let p = ProjectDir::new(two);
+    let _down = Down { env: &env, p: &p };
+    let up = compose(&env, &p, &["up", "-d"], &[]);
+    assert_eq!(up.code, Some(0), "{up}");
+    let first = ids(&env, &p.name);
+    assert_eq!(first.len(), 3, "{first:?}");
+
+    // exec --index picks the replica.
+    let idx = compose(
+        &env,
+        &p,
+        &["exec", "-T", "--index", "2", "a", "hostname"],
+        &[],
+    );
+    assert_eq!(idx.code, Some(0), "{idx}");
+    let host2 = env.inspect("{{.Config.Hostname}}", &format!("{}-a-2", p.name));
+    assert_eq!(idx.stdout.trim(), host2);
+
+    // --no-recreate keeps a changed service; --force-recreate replaces everything.
+    let keep = compose(&env, &p, &["up", "-d", "--no-recreate"], &[("V", "2")]);
+    assert_eq!(keep.code, Some(0), "{keep}");
+    assert_eq!(ids(&env, &p.name), first);
+    let force = compose(&env, &p, &["up", "-d", "--force-recreate"], &[]);
+    assert_eq!(force.code, Some(0), "{force}");
+    let forced = ids(&env, &p.name);
+    for (a, b) in first.iter().zip(&forced) {
+        assert_ne!(a, b, "recreated");
+    }
+
+    // Removing b from the file makes its container an orphan.
+    std::fs::write(
+        p.path().join("compose.yaml"),
+        "services:\n  a:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n    scale: 2\n    environment: {V: '${V:-1}'}\n",
+    )
+    .expect("rewrite");
+    let warn = compose(&env, &p, &["up", "-d"], &[]);
+    assert_eq!(warn.code, Some(0), "{warn}");
+    assert_contains(&warn.stderr, "Found orphan containers");
+    assert_eq!(ids(&env, &p.name).len(), 3);
+    let clean = compose(&env, &p, &["up", "-d", "--remove-orphans"], &[]);
+    assert_eq!(clean.code, Some(0), "{clean}");
+    let left = project_objects(&env, "container", &p.name, "{{.Names}}");
+    assert_eq!(
+        left,
+        vec![format!("{}-a-1", p.name), format!("{}-a-2", p.name)]
+    );
+}
