@@ -359,6 +359,18 @@ mod tests {
     }
 
     #[test]
+    fn explicit_keys_win_over_merged_ones_in_any_order() {
+        let text = "x: &b {image: busybox, restart: always, user: u}\ns:\n  restart: \"no\"\n  <<: [*b, {user: v, tty: true}]\n";
+        let n = parse_yaml(text, 0, "f.yml").unwrap();
+        let s = n.get("s").unwrap();
+        assert_eq!(s.get("restart").unwrap().value, Value::Str("no".into()));
+        assert_eq!(s.get("image").unwrap().value, Value::Str("busybox".into()));
+        // In a list of merged maps the first one wins (YAML merge key spec).
+        assert_eq!(s.get("user").unwrap().value, Value::Str("u".into()));
+        assert_eq!(s.get("tty").unwrap().value, Value::Bool(true));
+    }
+
+    #[test]
     fn reads_yaml_1_2_scalars() {
         let n = parse_yaml("a: yes\nb: 0755\nc: 8080:80\nd: true\ne: 3\n", 0, "f").unwrap();
         assert_eq!(n.get("a").unwrap().value, Value::Str("yes".into()));
