@@ -646,6 +646,10 @@ fn compose_up_recreate_flags_index_and_orphans() {
     let first = ids(&env, &p.name);
     assert_eq!(first.len(), 3, "{first:?}");
 
+    let pull = compose(&env, &p, &["pull"], &[]);
+    assert_eq!(pull.code, Some(0), "{pull}");
+    assert_contains(&pull.stderr, "Pulled");
+
     // exec --index picks the replica.
     let idx = compose(
         &env,
