@@ -5,6 +5,7 @@
 //! project.
 
 mod logs;
+mod oneoff;
 mod ops;
 mod plan;
 mod up;
@@ -63,9 +64,9 @@ pub(crate) enum ComposeCommand {
     /// Pull the services' images.
     Pull(ops::Services),
     /// Run a command in a running service container.
-    Exec(ops::ExecArgs),
+    Exec(oneoff::ExecArgs),
     /// Run a one-off command in a new container of a service.
-    Run(ops::RunArgs),
+    Run(oneoff::RunArgs),
     /// Display the running processes of the project's containers.
     Top(ops::Services),
     /// Stream the project's container events.
@@ -210,12 +211,12 @@ pub(crate) async fn compose(host: &str, a: ComposeArgs) -> anyhow::Result<()> {
         ComposeCommand::Exec(e) => {
             let l = a.load(std::slice::from_ref(&e.service))?;
             let ctx = Ctx::connect(host).await?;
-            ops::exec(&ctx, &l.project, e).await
+            oneoff::exec(&ctx, &l.project, e).await
         }
         ComposeCommand::Run(r) => {
             let l = a.load(std::slice::from_ref(&r.service))?;
             let ctx = Ctx::connect(host).await?;
-            ops::run(&ctx, &l.project, r).await
+            oneoff::run(&ctx, &l.project, r).await
         }
         ComposeCommand::Top(s) => {
             let l = a.load(&s.services)?;
