@@ -275,3 +275,44 @@ pub fn with_dependencies(p: &Project, names: &[String]) -> BTreeSet<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{load, LoadOptions, MemSource};
+    use std::path::PathBuf;
+
+    fn project(text: &str) -> Project {
+        let src = MemSource::new().with_file("/p/compose.yaml", text);
+        let opts = LoadOptions {
+            working_dir: PathBuf::from("/p"),
+            ..LoadOptions::default()
+        };
+        load(&opts, &src).unwrap().project
+    }
+
+    #[test]
+    fn orders_dependencies_first_and_collects_them() {
+        let p = project(
+            "services:\n  web: {image: x, depends_on: [api]}\n  api: {image: x, depends_on: [db, cache]}\n  db: {image: x}\n  cache: {image: x}\n  lone: {image: x}\n",
+        );
+        let order = dependency_order(&p);
+        let pos = |s: &str| order.iter().position(|o| o == s).unwrap();
+        assert!(pos("db") < pos("api") && pos("cache") < pos("api") && pos("api") < pos("web"));
+        assert_eq!(order.len(), 5);
+        let deps = with_dependencies(&p, &["web".to_string()]);
+        assert_eq!(
+            deps.into_iter().collect::<Vec<_>>(),
+            vec!["api", "cache", "db", "web"]
+        );
+        assert_eq!(find_cycle(&p), None);
+    }
+
+    #[test]
+    fn optional_missing_dependency_is_ignored() {
+        let p = project(
+            "services:\n  web:\n    image: x\n    depends_on:\n      gone: {condition: service_started, required: false}\n",
+        );
+        assert_eq!(dependency_order(&p), vec!["web"]);
+    }
+}
