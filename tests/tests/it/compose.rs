@@ -638,7 +638,7 @@ fn compose_events_stream_the_project_events() {
 #[ignore = "needs root: starts an engine"]
 fn compose_up_recreate_flags_index_and_orphans() {
     let env = Env::new();
-    let two = "services:\n  a:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n    scale: 2\n    environment: {V: '${V:-1}'}\n  b:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n";
+    let two = "services:\n  a:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n    scale: 2\n    volumes: [/cache]\n    environment: {V: '${V:-1}'}\n  b:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n";
     let p = ProjectDir::new(two);
     let _down = Down { env: &env, p: &p };
     let up = compose(&env, &p, &["up", "-d"], &[]);
@@ -665,17 +665,27 @@ fn compose_up_recreate_flags_index_and_orphans() {
     let keep = compose(&env, &p, &["up", "-d", "--no-recreate"], &[("V", "2")]);
     assert_eq!(keep.code, Some(0), "{keep}");
     assert_eq!(ids(&env, &p.name), first);
+    let mark = compose(&env, &p, &["exec", "-T", "a", "touch", "/cache/kept"], &[]);
+    assert_eq!(mark.code, Some(0), "{mark}");
     let force = compose(&env, &p, &["up", "-d", "--force-recreate"], &[]);
     assert_eq!(force.code, Some(0), "{force}");
     let forced = ids(&env, &p.name);
     for (a, b) in first.iter().zip(&forced) {
         assert_ne!(a, b, "recreated");
     }
+    // The anonymous volume of a recreated container is kept, as compose does.
+    let kept = compose(&env, &p, &["exec", "-T", "a", "ls", "/cache"], &[]);
+    assert_eq!(kept.stdout, "kept\n", "{kept}");
+    let anon = env.inspect(
+        "{{range .Mounts}}{{.Name}}{{end}}",
+        &format!("{}-a-1", p.name),
+    );
+    assert_eq!(anon.len(), 64, "{anon}");
 
     // Removing b from the file makes its container an orphan.
     std::fs::write(
         p.path().join("compose.yaml"),
-        "services:\n  a:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n    scale: 2\n    environment: {V: '${V:-1}'}\n",
+        "services:\n  a:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n    scale: 2\n    volumes: [/cache]\n    environment: {V: '${V:-1}'}\n",
     )
     .expect("rewrite");
     let warn = compose(&env, &p, &["up", "-d"], &[]);
@@ -689,4 +699,10 @@ fn compose_up_recreate_flags_index_and_orphans() {
         left,
         vec![format!("{}-a-1", p.name), format!("{}-a-2", p.name)]
     );
+
+    // down -v removes anonymous volumes too, also ones a recreate carried over.
+    let down = compose(&env, &p, &["down", "-v", "-t", "1"], &[]);
+    assert_eq!(down.code, Some(0), "{down}");
+    let vols = env.docker(&["volume", "ls", "-q"]);
+    assert!(!vols.stdout.contains(&anon), "{anon} left behind: {vols}\n{down}");
 }

@@ -121,15 +121,32 @@ pub(crate) async fn down(ctx: &Ctx, l: Result<Loaded, String>, a: &DownArgs) -> 
         list.sort_by_key(|c| std::cmp::Reverse((rank(&c.service), c.number)));
     }
     let mut orphans = Vec::new();
+    let mut anonymous: BTreeSet<String> = BTreeSet::new();
     for c in &list {
         let orphan = known.as_ref().is_some_and(|k| !k.contains(&c.service));
         if orphan && !a.remove_orphans {
             orphans.push(c.name.clone());
             continue;
         }
+        if a.volumes {
+            anonymous.extend(anonymous_volumes(ctx, &c.id).await?);
+        }
         progress("Container", &c.name, "Stopping");
         remove(ctx, &c.id, a.timeout, a.volumes).await?;
         progress("Container", &c.name, "Removed");
+    }
+    // A recreated container mounts its predecessor's anonymous volumes by name, so
+    // `rm -v` does not see them as anonymous any more: remove them here.
+    for v in anonymous {
+        match ctx
+            .raw
+            .call("DELETE", &format!("/volumes/{}", enc(&v)), &[], None)
+            .await
+        {
+            Ok(_) => progress("Volume", &v, "Removed"),
+            Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
+            Err(e) => return Err(e),
+        }
     }
     if !orphans.is_empty() {
         eprintln!(
@@ -194,6 +211,29 @@ pub(crate) async fn down(ctx: &Ctx, l: Result<Loaded, String>, a: &DownArgs) -> 
         }
     }
     Ok(())
+}
+
+/// Names of the volumes with anonymous (64 hex) names mounted by container `id`.
+async fn anonymous_volumes(ctx: &Ctx, id: &str) -> anyhow::Result<Vec<String>> {
+    let body = match ctx
+        .raw
+        .call("GET", &format!("/containers/{id}/json"), &[], None)
+        .await
+    {
+        Ok(b) => b,
+        Err(e) if is_status(&e, 404) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let v: Value = serde_json::from_slice(&body)?;
+    Ok(v["Mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["Type"] == "volume")
+        .filter_map(|m| m["Name"].as_str())
+        .filter(|n| n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit()))
+        .map(str::to_string)
+        .collect())
 }
 
 /// `compose ps`.

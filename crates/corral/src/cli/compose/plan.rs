@@ -359,6 +359,43 @@ pub(crate) fn container_create(
     Ok(body)
 }
 
+/// Makes a recreated container reuse the anonymous volumes of the container it
+/// replaces (compose keeps e.g. a database's image `VOLUME` data across recreates):
+/// each anonymous volume of `old` (an inspect document) mounted at a path the new
+/// container would get a fresh anonymous volume for, or an image volume path, is
+/// bound by name instead.
+pub(crate) fn keep_anonymous_volumes(body: &mut Value, old: &Value) {
+    let explicit: Vec<String> = body["HostConfig"]["Binds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b.as_str())
+        .filter_map(|b| b.split(':').nth(1).map(str::to_string))
+        .collect();
+    let mut keep = Vec::new();
+    for m in old["Mounts"].as_array().into_iter().flatten() {
+        let (Some(name), Some(dest)) = (m["Name"].as_str(), m["Destination"].as_str()) else {
+            continue;
+        };
+        let anonymous = m["Type"] == "volume"
+            && name.len() == 64
+            && name.chars().all(|c| c.is_ascii_hexdigit());
+        if anonymous && !explicit.iter().any(|e| e == dest) {
+            keep.push(format!("{name}:{dest}"));
+            if let Some(v) = body["Volumes"].as_object_mut() {
+                v.remove(dest);
+            }
+        }
+    }
+    if keep.is_empty() {
+        return;
+    }
+    match body["HostConfig"]["Binds"].as_array_mut() {
+        Some(b) => b.extend(keep.into_iter().map(Value::String)),
+        None => body["HostConfig"]["Binds"] = json!(keep),
+    }
+}
+
 /// `POST /networks/{id}/connect` body for an extra network.
 pub(crate) fn connect_body(container: &str, aliases: &[String], ipv4: &Option<String>) -> Value {
     json!({ "Container": container, "EndpointConfig": endpoint_json(aliases, ipv4) })
@@ -757,6 +794,25 @@ secrets: {token: {file: ./token.txt}}
         assert_eq!(v["Name"], "app_data");
         assert_eq!(v["Labels"]["com.docker.compose.volume"], "data");
         assert_eq!(network_name(&p, "default"), "app_default");
+    }
+
+    #[test]
+    fn recreate_keeps_anonymous_volumes_only() {
+        let p = project(APP);
+        let mut b =
+            container_create(&p, "web", &p.services["web"], Kind::Replica(1), None).unwrap();
+        let anon = "a".repeat(64);
+        let old = json!({"Mounts": [
+            {"Type": "volume", "Name": anon, "Destination": "/anon"},
+            {"Type": "volume", "Name": "app_data", "Destination": "/data"},
+            {"Type": "bind", "Source": "/srv/app/conf", "Destination": "/conf"},
+            {"Type": "volume", "Name": "b".repeat(64), "Destination": "/data"},
+        ]});
+        keep_anonymous_volumes(&mut b, &old);
+        let binds = b["HostConfig"]["Binds"].as_array().unwrap();
+        assert!(binds.contains(&json!(format!("{anon}:/anon"))));
+        assert_eq!(binds.len(), 4, "{binds:?}");
+        assert!(b["Volumes"].get("/anon").is_none());
     }
 
     #[test]

@@ -151,8 +151,7 @@ pub(crate) async fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> anyhow::Result<()>
                 }
                 Some(c) => {
                     progress("Container", &c.name, "Recreate");
-                    remove(ctx, &c.id, a.timeout, false).await?;
-                    let id = create(ctx, p, name, n, &cname).await?;
+                    let id = recreate(ctx, p, name, n, &cname, &c, a.timeout).await?;
                     progress("Container", &cname, "Recreated");
                     id
                 }
@@ -183,6 +182,46 @@ pub(crate) async fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> anyhow::Result<()>
     super::logs::attach_until_exit(ctx, p, &targets, a.timeout, since).await
 }
 
+/// Replaces `old` as compose does: the new container is created under a temporary
+/// name first (so a failed create leaves the old one untouched), keeps the old one's
+/// anonymous volumes, then the old one is removed and the new one takes its name.
+async fn recreate(
+    ctx: &Ctx,
+    p: &Project,
+    service: &str,
+    n: u32,
+    cname: &str,
+    old: &Existing,
+    timeout: Option<u32>,
+) -> anyhow::Result<String> {
+    let body = ctx
+        .raw
+        .call("GET", &format!("/containers/{}/json", old.id), &[], None)
+        .await?;
+    let inspect: Value = serde_json::from_slice(&body)?;
+    let svc = &p.services[service];
+    let mut create_body = plan::container_create(p, service, svc, Kind::Replica(n), None)?;
+    plan::keep_anonymous_volumes(&mut create_body, &inspect);
+    let short: String = old.id.chars().take(12).collect();
+    let temp = format!("{short}_{cname}");
+    let id = create_container(ctx, &temp, &create_body).await?;
+    if let Err(e) = connect_extra_networks(ctx, p, service, &id).await {
+        let _ = remove(ctx, &id, Some(0), false).await;
+        return Err(e);
+    }
+    remove(ctx, &old.id, timeout, false).await?;
+    ctx.raw
+        .call(
+            "POST",
+            &format!("/containers/{id}/rename?name={}", enc(cname)),
+            &[],
+            None,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("renaming {temp} to {cname}: {e:#}"))?;
+    Ok(id)
+}
+
 async fn create(
     ctx: &Ctx,
     p: &Project,
@@ -193,7 +232,11 @@ async fn create(
     let svc = &p.services[service];
     let body = plan::container_create(p, service, svc, Kind::Replica(n), None)?;
     let id = create_container(ctx, cname, &body).await?;
-    connect_extra_networks(ctx, p, service, &id).await?;
+    if let Err(e) = connect_extra_networks(ctx, p, service, &id).await {
+        // No half-made container: one that cannot join its networks is removed.
+        let _ = remove(ctx, &id, Some(0), false).await;
+        return Err(e);
+    }
     Ok(id)
 }
 
