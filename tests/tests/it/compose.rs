@@ -23,7 +23,9 @@ impl ProjectDir {
     fn new(compose: &str) -> ProjectDir {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("compose.yaml"), compose).expect("write compose.yaml");
-        let name = format!("e2e{}", std::process::id());
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("e2e{}x{n}", std::process::id());
         ProjectDir { dir, name }
     }
 
@@ -704,5 +706,8 @@ fn compose_up_recreate_flags_index_and_orphans() {
     let down = compose(&env, &p, &["down", "-v", "-t", "1"], &[]);
     assert_eq!(down.code, Some(0), "{down}");
     let vols = env.docker(&["volume", "ls", "-q"]);
-    assert!(!vols.stdout.contains(&anon), "{anon} left behind: {vols}\n{down}");
+    assert!(
+        !vols.stdout.contains(&anon),
+        "{anon} left behind: {vols}\n{down}"
+    );
 }
