@@ -167,6 +167,7 @@ pub fn load(opts: &LoadOptions, src: &dyn Source) -> Result<Loaded> {
     let Some(mut merged) = merged else {
         return Err(Error::NoFile(DEFAULT_FILES.join(", ")));
     };
+    crate::merge::strip_merge_tags(&mut merged);
     if !matches!(merged.value, Value::Map(_)) {
         return Err(loader.invalid(merged.loc, "", "a compose file must be a mapping"));
     }

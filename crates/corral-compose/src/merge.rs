@@ -8,7 +8,7 @@
 //! `networks`...) are brought to their mapping form first so both forms merge.
 
 use crate::mounts;
-use crate::node::{Key, Node, Value};
+use crate::node::{Key, MergeTag, Node, Value};
 
 /// Service keys whose list form is turned into a mapping before merging.
 const KV_KEYS: &[&str] = &["environment", "labels", "sysctls", "annotations"];
@@ -65,6 +65,7 @@ pub(crate) fn normalize_service(svc: &mut Node) {
                 Node {
                     value: Value::Str(ctx.clone()),
                     loc,
+                    tag: None,
                 },
             )]);
         }
@@ -90,6 +91,7 @@ fn list_to_map(n: &mut Node, f: impl Fn(&str) -> (String, Value)) {
             Node {
                 value: v,
                 loc: item.loc,
+                tag: None,
             },
         );
         match out.iter().position(|(e, _)| e.name == entry.0.name) {
@@ -113,7 +115,22 @@ pub(crate) fn merge_service(base: &mut Node, over: Node) {
 fn merge_at(base: &mut Node, over: Node, path: &[&str]) {
     match (&mut base.value, over.value) {
         (Value::Map(b), Value::Map(o)) => {
-            for (k, v) in o {
+            for (k, mut v) in o {
+                match v.tag {
+                    Some(MergeTag::Reset) => {
+                        b.retain(|(bk, _)| bk.name != k.name);
+                        continue;
+                    }
+                    Some(MergeTag::Override) => {
+                        v.tag = None;
+                        match b.iter_mut().find(|(bk, _)| bk.name == k.name) {
+                            Some((_, bv)) => *bv = v,
+                            None => b.push((k, v)),
+                        }
+                        continue;
+                    }
+                    None => {}
+                }
                 match b.iter_mut().find(|(bk, _)| bk.name == k.name) {
                     Some((_, bv)) => {
                         let mut p: Vec<&str> = path.to_vec();
@@ -159,6 +176,20 @@ fn merge_at(base: &mut Node, over: Node, path: &[&str]) {
             base.value = value;
             base.loc = over.loc;
         }
+    }
+}
+
+/// Drops `!reset` entries left in a merged tree (a reset in the first file, or of a
+/// key no earlier file set) and forgets `!override` tags.
+pub(crate) fn strip_merge_tags(n: &mut Node) {
+    n.tag = None;
+    match &mut n.value {
+        Value::Map(m) => {
+            m.retain(|(_, v)| v.tag != Some(MergeTag::Reset));
+            m.iter_mut().for_each(|(_, v)| strip_merge_tags(v));
+        }
+        Value::Seq(s) => s.iter_mut().for_each(strip_merge_tags),
+        _ => {}
     }
 }
 
@@ -251,6 +282,32 @@ mod tests {
             j["services"]["w"]["ports"],
             serde_json::json!(["80:80", "81:81"])
         );
+    }
+
+    #[test]
+    fn reset_and_override_tags() {
+        let mut a = parse_yaml(
+            "services:\n  w:\n    ports: ['80:80']\n    environment: {A: '1', B: '2'}\n    user: root\n",
+            0,
+            "a",
+        )
+        .unwrap();
+        let mut b = parse_yaml(
+            "services:\n  w:\n    ports: !reset []\n    environment: !override {C: '3'}\n    user: !reset null\n    tty: !reset true\n",
+            1,
+            "b",
+        )
+        .unwrap();
+        normalize_file(&mut a);
+        normalize_file(&mut b);
+        merge_files(&mut a, b);
+        strip_merge_tags(&mut a);
+        let j = a.to_json();
+        let w = &j["services"]["w"];
+        assert!(w.get("ports").is_none(), "{w}");
+        assert!(w.get("user").is_none(), "{w}");
+        assert!(w.get("tty").is_none(), "{w}");
+        assert_eq!(w["environment"], serde_json::json!({"C": "3"}));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
+use serde_saphyr::{Spanned, Tagged};
 
 use crate::error::{Diagnostic, Error};
 
@@ -28,6 +28,18 @@ pub(crate) struct Node {
     pub value: Value,
     /// Where it was written.
     pub loc: Loc,
+    /// A merge tag (`!reset`, `!override`) written on the node.
+    pub tag: Option<MergeTag>,
+}
+
+/// The compose merge tags
+/// (<https://github.com/compose-spec/compose-spec/blob/main/13-merge.md#reset-value>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MergeTag {
+    /// `!reset`: the key is removed from what earlier files set.
+    Reset,
+    /// `!override`: the value replaces what earlier files set instead of merging.
+    Override,
 }
 
 /// A YAML value. Mapping keys are kept in file order as strings.
@@ -66,6 +78,7 @@ impl Node {
         Node {
             value,
             loc: Loc::default(),
+            tag: None,
         }
     }
 
@@ -234,10 +247,16 @@ fn yaml_error(e: &serde_saphyr::Error, file_name: &str) -> Error {
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s: Spanned<Value> = Spanned::deserialize(d)?;
+        let s: Spanned<Tagged<Value>> = Spanned::deserialize(d)?;
+        let tag = match s.value.1.as_deref() {
+            Some("!reset") => Some(MergeTag::Reset),
+            Some("!override") => Some(MergeTag::Override),
+            _ => None,
+        };
         Ok(Node {
-            value: s.value,
+            value: s.value.0,
             loc: loc_of(&s.referenced),
+            tag,
         })
     }
 }
