@@ -18,6 +18,7 @@ mod merge;
 mod model;
 mod mounts;
 mod node;
+mod paths;
 mod ports;
 mod shape;
 mod source;

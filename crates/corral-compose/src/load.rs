@@ -66,7 +66,7 @@ struct Loader<'a> {
 
 /// Loads and validates a project. Nothing outside `src` is read.
 pub fn load(opts: &LoadOptions, src: &dyn Source) -> Result<Loaded> {
-    let cwd = &opts.working_dir;
+    let cwd = &lexical_clean(&opts.working_dir);
     let abs = |p: &Path| lexical_clean(&cwd.join(p));
     let mut project_dir = opts
         .project_directory
@@ -158,6 +158,7 @@ pub fn load(opts: &LoadOptions, src: &dyn Source) -> Result<Loaded> {
     let mut merged: Option<Node> = None;
     for path in &files {
         let mut root = loader.read_file(path)?;
+        loader.resolve_includes(&mut root, path, 0)?;
         loader.resolve_extends(&mut root, path, &mut Vec::new())?;
         match merged.as_mut() {
             None => merged = Some(root),
@@ -243,6 +244,111 @@ impl Loader<'_> {
         })?;
         normalize_file(&mut root);
         Ok(root)
+    }
+
+    /// Replaces the top-level `include` by the resources of the included files
+    /// (each with its own `include`s and `extends` resolved and its relative paths
+    /// made absolute). A resource defined both here and in an included file is an
+    /// error, as the specification says.
+    fn resolve_includes(&mut self, root: &mut Node, path: &Path, depth: usize) -> Result<()> {
+        let Some(inc) = root.remove("include") else {
+            return Ok(());
+        };
+        if depth >= 8 {
+            return Err(self.invalid(
+                inc.loc,
+                "include",
+                "includes nested more than 8 deep (a cycle?)",
+            ));
+        }
+        let Value::Seq(items) = inc.value else {
+            return Err(self.invalid(inc.loc, "include", "include must be a list"));
+        };
+        let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        for (i, item) in items.into_iter().enumerate() {
+            let ipath = format!("include[{i}]");
+            let paths: Vec<String> = match &item.value {
+                Value::Str(s) => vec![s.clone()],
+                Value::Map(m) => {
+                    if let Some((k, _)) = m.iter().find(|(k, _)| k.name != "path") {
+                        return Err(self.invalid(
+                            k.loc,
+                            &format!("{ipath}.{}", k.name),
+                            format!("include option \"{}\" is not supported", k.name),
+                        ));
+                    }
+                    match item.get("path").map(|p| &p.value) {
+                        Some(Value::Str(s)) => vec![s.clone()],
+                        Some(Value::Seq(v)) => {
+                            v.iter().filter_map(Node::as_scalar_string).collect()
+                        }
+                        _ => return Err(self.invalid(item.loc, &ipath, "include needs a path")),
+                    }
+                }
+                _ => {
+                    return Err(self.invalid(
+                        item.loc,
+                        &ipath,
+                        "include entries are paths or mappings with path",
+                    ))
+                }
+            };
+            let mut included: Option<Node> = None;
+            for p in paths {
+                let file = lexical_clean(&dir.join(&p));
+                let mut r = self.read_file(&file).map_err(|e| match e {
+                    Error::Read { source, .. } => self.invalid(
+                        item.loc,
+                        &ipath,
+                        format!("cannot read included file {}: {source}", file.display()),
+                    ),
+                    e => e,
+                })?;
+                self.resolve_includes(&mut r, &file, depth + 1)?;
+                self.resolve_extends(&mut r, &file, &mut Vec::new())?;
+                crate::paths::rebase_file(&mut r, file.parent().unwrap_or(Path::new("/")));
+                match included.as_mut() {
+                    None => included = Some(r),
+                    Some(m) => merge_files(m, r),
+                }
+            }
+            let Some(included) = included else { continue };
+            for section in ["services", "networks", "volumes", "secrets", "configs"] {
+                let Some(Node {
+                    value: Value::Map(entries),
+                    ..
+                }) = included.get(section).cloned()
+                else {
+                    continue;
+                };
+                if root.get(section).is_none() {
+                    root.set(section, Node::new(Value::Map(Vec::new())));
+                }
+                let Some(Node {
+                    value: Value::Map(target),
+                    ..
+                }) = root.get_mut(section)
+                else {
+                    continue;
+                };
+                for (k, v) in entries {
+                    if let Some((own, _)) = target.iter().find(|(t, _)| t.name == k.name) {
+                        let loc = own.loc;
+                        return Err(self.invalid(
+                            loc,
+                            &format!("{section}.{}", k.name),
+                            format!(
+                                "{} \"{}\" is also defined by included file(s) of {ipath}",
+                                &section[..section.len() - 1],
+                                k.name
+                            ),
+                        ));
+                    }
+                    target.push((k, v));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Replaces every service's `extends` by the merge of its base and itself.
@@ -341,7 +447,7 @@ impl Loader<'_> {
                     e => e,
                 })?;
                 self.resolve_service(&mut other_root, &other, &base_name, stack)?;
-                other_root
+                let mut base = other_root
                     .get("services")
                     .and_then(|s| s.get(&base_name))
                     .cloned()
@@ -354,7 +460,10 @@ impl Loader<'_> {
                                 other.display()
                             ),
                         )
-                    })?
+                    })?;
+                // Its relative paths are relative to its own file.
+                crate::paths::rebase_service(&mut base, other.parent().unwrap_or(Path::new("/")));
+                base
             }
         };
         stack.pop();

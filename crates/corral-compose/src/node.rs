@@ -111,6 +111,24 @@ impl Node {
         }
     }
 
+    /// Sets (or replaces) `key` in a mapping node; no-op on other nodes.
+    pub(crate) fn set(&mut self, key: &str, value: Node) {
+        if let Value::Map(m) = &mut self.value {
+            if let Some((_, v)) = m.iter_mut().find(|(k, _)| k.name == key) {
+                *v = value;
+            } else {
+                let loc = value.loc;
+                m.push((
+                    Key {
+                        name: key.to_string(),
+                        loc,
+                    },
+                    value,
+                ));
+            }
+        }
+    }
+
     /// Removes `key` from a mapping node and returns its value.
     pub(crate) fn remove(&mut self, key: &str) -> Option<Node> {
         match &mut self.value {
