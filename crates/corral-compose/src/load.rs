@@ -196,11 +196,17 @@ pub fn load(opts: &LoadOptions, src: &dyn Source) -> Result<Loaded> {
     apply_profiles(&mut project, opts, &loader.vars);
     validate::project(&project, &ctx)?;
 
-    let warnings = loader
+    let mut warnings: Vec<String> = loader
         .unset
         .iter()
         .map(|v| format!("The \"{v}\" variable is not set. Defaulting to a blank string."))
         .collect();
+    if file.version.is_some() {
+        warnings.push(
+            "the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
+                .to_string(),
+        );
+    }
     Ok(Loaded {
         project,
         warnings,
@@ -888,6 +894,17 @@ mod tests {
             l.warnings,
             vec!["The \"NOPE\" variable is not set. Defaulting to a blank string."]
         );
+    }
+
+    #[test]
+    fn warns_that_version_is_obsolete() {
+        let src = MemSource::new().with_file(
+            "/p/compose.yaml",
+            "version: '3.8'\nservices:\n  a:\n    image: x\n",
+        );
+        let l = load(&opts("/p"), &src).unwrap();
+        assert_eq!(l.warnings.len(), 1);
+        assert!(l.warnings[0].contains("`version` is obsolete"));
     }
 
     #[test]

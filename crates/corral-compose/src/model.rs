@@ -47,8 +47,8 @@ pub struct Project {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProjectFile {
+    /// Accepted and ignored (with a warning), as the compose specification says.
     #[serde(default)]
-    #[allow(dead_code)] // accepted and ignored, as the compose specification says
     pub(crate) version: Option<String>,
     #[serde(default)]
     pub(crate) name: Option<String>,
