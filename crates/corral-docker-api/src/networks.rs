@@ -1,13 +1,14 @@
 //! `/networks` and the network parts of container documents (inspect `NetworkSettings`,
 //! `ps` `Ports`), in dockerd's JSON shapes.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use corral_core::EndpointSpec;
 use corral_engine::{ContainerNetwork, NetworkInfo};
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, ApiResult};
+use crate::filters::Filters;
 use crate::AppState;
 
 fn network_json(n: &NetworkInfo, containers: &Map<String, Value>) -> Value {
@@ -57,10 +58,33 @@ async fn containers_of(st: &AppState, n: &NetworkInfo) -> Map<String, Value> {
     out
 }
 
-/// `GET /networks`.
-pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+/// Query of `GET /networks`.
+#[derive(serde::Deserialize)]
+pub(crate) struct ListQuery {
+    filters: Option<String>,
+}
+
+/// `GET /networks?filters=`: `name` (substring), `id` (prefix), `label`, `label!`,
+/// `driver` and `type` (`builtin`/`custom`), as dockerd filters them. Compose finds a
+/// project's networks with a `label` filter.
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let f = Filters::parse(q.filters.as_deref())?;
+    f.validate(&["name", "id", "label", "label!", "driver", "type", "scope"])?;
     let mut out = Vec::new();
     for n in st.engine.networks().await? {
+        let builtin = matches!(n.name.as_str(), "bridge" | "host" | "none");
+        let keep = f.any("name", |v| n.name.contains(v))
+            && f.any("id", |v| n.id.starts_with(v))
+            && f.any("driver", |v| n.driver == v)
+            && f.any("scope", |v| v == "local")
+            && f.any("type", |v| (v == "builtin") == builtin)
+            && f.labels_match(&n.labels);
+        if !keep {
+            continue;
+        }
         let c = containers_of(&st, &n).await;
         out.push(network_json(&n, &c));
     }

@@ -4,6 +4,7 @@
 //! does (same columns, same error texts, same exit codes).
 
 mod client;
+mod compose;
 mod container;
 mod cp;
 mod create;
@@ -106,6 +107,8 @@ pub(crate) enum ClientCommand {
     System(system::SystemCommand),
     /// Get real time events from the server.
     Events(system::EventsArgs),
+    /// Define and run multi-container applications (the compose specification).
+    Compose(compose::ComposeArgs),
 }
 
 /// Runs one client command against the daemon at `host` and returns the exit code
@@ -184,6 +187,7 @@ async fn dispatch(host: &str, cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Info(a) => system::info(&ctx().await?, a).await,
         ClientCommand::System(c) => system::system_command(&ctx().await?, c).await,
         ClientCommand::Events(a) => system::events(&ctx().await?, a).await,
+        ClientCommand::Compose(a) => compose::compose(host, a).await,
     }
 }
 

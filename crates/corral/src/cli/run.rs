@@ -262,7 +262,7 @@ fn spawn_sig_proxy(ctx: &Ctx, id: &str) -> Option<tokio::task::JoinHandle<()>> {
 }
 
 /// Attaches to `id`, runs `start`, pumps the streams and returns the exit code.
-async fn attach_and_wait(
+pub(crate) async fn attach_and_wait(
     ctx: &Ctx,
     id: &str,
     tty: bool,
@@ -304,7 +304,7 @@ async fn attach_and_wait(
     waiter.await?
 }
 
-fn exit_code(code: i64) -> u8 {
+pub(crate) fn exit_code(code: i64) -> u8 {
     u8::try_from(code.rem_euclid(256)).unwrap_or(1)
 }
 

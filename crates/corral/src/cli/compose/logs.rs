@@ -1,0 +1,258 @@
+//! `compose logs` and the attached mode of `compose up`: the output of several
+//! containers, each line prefixed with the container's name (coloured per service
+//! when stdout is a terminal).
+
+use std::io::{IsTerminal, Write};
+
+use bollard::container::LogOutput;
+use bollard::query_parameters::LogsOptionsBuilder;
+use clap::Args;
+use corral_compose::Project;
+use futures::stream::{self, StreamExt};
+
+use super::{list_containers, selected, Existing};
+use crate::cli::client::{from_bollard, Ctx};
+
+/// `compose logs` flags.
+#[derive(Args, Debug)]
+pub(crate) struct LogsArgs {
+    /// Follow log output.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// Number of lines to show from the end of the logs of each container.
+    #[arg(short = 'n', long, default_value = "all")]
+    tail: String,
+    /// Show timestamps.
+    #[arg(short = 't', long)]
+    timestamps: bool,
+    /// Produce monochrome output.
+    #[arg(long = "no-color")]
+    no_color: bool,
+    /// Don't print the prefix.
+    #[arg(long = "no-log-prefix")]
+    no_log_prefix: bool,
+    /// Services (default: all).
+    pub(crate) services: Vec<String>,
+}
+
+const COLORS: &[&str] = &["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"];
+
+/// How each container's lines are prefixed.
+pub(crate) struct Prefixer {
+    width: usize,
+    color: bool,
+    prefix: bool,
+}
+
+impl Prefixer {
+    fn new(names: &[&Existing], color: bool, prefix: bool) -> Prefixer {
+        Prefixer {
+            width: names.iter().map(|c| c.name.len()).max().unwrap_or(0),
+            color,
+            prefix,
+        }
+    }
+
+    /// The prefix of `name` for service number `idx`.
+    pub(crate) fn render(&self, name: &str, idx: usize) -> String {
+        if !self.prefix {
+            return String::new();
+        }
+        let padded = format!("{name:<w$} | ", w = self.width);
+        if self.color {
+            format!("\x1b[{}m{padded}\x1b[0m", COLORS[idx % COLORS.len()])
+        } else {
+            padded
+        }
+    }
+}
+
+/// Splits a chunk stream into whole lines, keeping a partial tail for the next chunk.
+#[derive(Default)]
+pub(crate) struct LineBuffer {
+    partial: Vec<u8>,
+}
+
+impl LineBuffer {
+    /// Adds a chunk and returns the complete lines it finished (without `\n`).
+    pub(crate) fn push(&mut self, data: &[u8]) -> Vec<String> {
+        self.partial.extend_from_slice(data);
+        let mut out = Vec::new();
+        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            out.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+        }
+        out
+    }
+
+    /// The unterminated rest, if any.
+    pub(crate) fn finish(&mut self) -> Option<String> {
+        (!self.partial.is_empty())
+            .then(|| String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned())
+    }
+}
+
+/// `compose logs`.
+pub(crate) async fn logs(ctx: &Ctx, p: &Project, a: &LogsArgs) -> anyhow::Result<()> {
+    let services = selected(p, &a.services)?;
+    let list = list_containers(ctx, &p.name, true).await?;
+    let mine: Vec<&Existing> = list
+        .iter()
+        .filter(|c| !c.oneoff && services.contains(&c.service))
+        .collect();
+    let color = !a.no_color && std::io::stdout().is_terminal();
+    let prefixer = Prefixer::new(&mine, color, !a.no_log_prefix);
+    let opts = StreamOptions {
+        follow: a.follow,
+        tail: a.tail.clone(),
+        timestamps: a.timestamps,
+        since: None,
+    };
+    stream_logs(ctx, p, &mine, &prefixer, &opts).await
+}
+
+/// Which part of the logs to stream.
+struct StreamOptions {
+    follow: bool,
+    tail: String,
+    timestamps: bool,
+    since: Option<i64>,
+}
+
+async fn stream_logs(
+    ctx: &Ctx,
+    p: &Project,
+    containers: &[&Existing],
+    prefixer: &Prefixer,
+    o: &StreamOptions,
+) -> anyhow::Result<()> {
+    let follow = o.follow;
+    let service_index = |s: &str| p.services.keys().position(|k| k == s).unwrap_or(0);
+    let docker = if follow {
+        &ctx.docker_slow
+    } else {
+        &ctx.docker
+    };
+    let streams = containers.iter().map(|c| {
+        let mut opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .timestamps(o.timestamps)
+            .tail(&o.tail);
+        if let Some(t) = o.since.and_then(|t| i32::try_from(t).ok()) {
+            opts = opts.since(t);
+        }
+        let opts = opts.build();
+        let prefix = prefixer.render(&c.name, service_index(&c.service));
+        let s = docker
+            .logs(&c.id, Some(opts))
+            .map(Some)
+            .chain(stream::iter([None]));
+        s.map(move |item| (prefix.clone(), item))
+    });
+    let mut all = stream::select_all(streams.map(Box::pin));
+    let mut buffers: std::collections::HashMap<String, LineBuffer> = Default::default();
+    while let Some((prefix, item)) = all.next().await {
+        let buf = buffers.entry(prefix.clone()).or_default();
+        let lines = match item {
+            None => buf.finish().into_iter().collect(),
+            Some(Err(e)) => return Err(from_bollard(e)),
+            Some(Ok(
+                LogOutput::StdOut { message }
+                | LogOutput::StdErr { message }
+                | LogOutput::Console { message }
+                | LogOutput::StdIn { message },
+            )) => buf.push(&message),
+        };
+        if lines.is_empty() {
+            continue;
+        }
+        let mut out = std::io::stdout().lock();
+        for l in lines {
+            writeln!(out, "{prefix}{l}")?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// The attached mode of `up`: follows the logs of the services' containers until
+/// they all exit; Ctrl-C stops them.
+pub(crate) async fn attach_until_exit(
+    ctx: &Ctx,
+    p: &Project,
+    services: &[String],
+    timeout: Option<u32>,
+    since: i64,
+) -> anyhow::Result<()> {
+    let list = list_containers(ctx, &p.name, true).await?;
+    let mine: Vec<&Existing> = list
+        .iter()
+        .filter(|c| !c.oneoff && services.contains(&c.service))
+        .collect();
+    let prefixer = Prefixer::new(&mine, std::io::stdout().is_terminal(), true);
+    eprintln!(
+        "Attaching to {}",
+        mine.iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let opts = StreamOptions {
+        follow: true,
+        tail: "all".into(),
+        timestamps: false,
+        since: Some(since),
+    };
+    tokio::select! {
+        r = stream_logs(ctx, p, &mine, &prefixer, &opts) => {
+            r?;
+            for c in &mine {
+                let body = ctx.raw.call("GET", &format!("/containers/{}/json", c.id), &[], None).await?;
+                let v: serde_json::Value = serde_json::from_slice(&body)?;
+                eprintln!("{} exited with code {}", c.name, v["State"]["ExitCode"].as_i64().unwrap_or(0));
+            }
+            Ok(())
+        }
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+            let t = timeout.map(|t| format!("?t={t}")).unwrap_or_default();
+            for c in mine.iter().rev() {
+                let _ = ctx.raw.call("POST", &format!("/containers/{}/stop{t}", c.id), &[], None).await;
+                super::progress("Container", &c.name, "Stopped");
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_buffer_keeps_partial_lines() {
+        let mut b = LineBuffer::default();
+        assert_eq!(b.push(b"a\nb"), vec!["a"]);
+        assert_eq!(b.push(b"c\n\nd"), vec!["bc", ""]);
+        assert_eq!(b.finish().as_deref(), Some("d"));
+        assert_eq!(b.finish(), None);
+    }
+
+    #[test]
+    fn prefixes_pad_and_colour() {
+        let p = Prefixer {
+            width: 6,
+            color: false,
+            prefix: true,
+        };
+        assert_eq!(p.render("web-1", 0), "web-1  | ");
+        let p = Prefixer {
+            width: 5,
+            color: true,
+            prefix: true,
+        };
+        assert_eq!(p.render("web-1", 1), "\x1b[33mweb-1 | \x1b[0m");
+    }
+}
