@@ -8,7 +8,9 @@
 mod common;
 mod corral_cli;
 mod distribution;
+mod events;
 mod files;
+mod health;
 mod images;
 mod isolation;
 mod lifecycle;
