@@ -356,3 +356,73 @@ fn since_replays_events_from_before_a_daemon_restart() {
         vec!["volume create", "container create", "volume destroy"]
     );
 }
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn lifecycle_and_image_events_come_in_dockers_order() {
+    let env = Env::new();
+    let since = unix_now();
+    let c = env.sleeper("evlife", &["--label", "tier=web"]);
+    env.docker(&["pause", &c]).ok();
+    env.docker(&["unpause", &c]).ok();
+    env.docker(&["kill", "-s", "USR1", &c]).ok();
+    env.docker(&["stop", "-t", "1", &c]).ok();
+    env.docker(&["start", &c]).ok();
+    env.docker(&["restart", "-t", "1", &c]).ok();
+    env.docker(&["rm", "-f", &c]).ok();
+    let filter = format!("container={c}");
+    let mut got = Vec::new();
+    assert_eventually!(
+        {
+            got = events_between(
+                &env,
+                &since,
+                &unix_now(),
+                &[&filter],
+                "{{.Action}} {{.Actor.Attributes.signal}}{{.Actor.Attributes.exitCode}} {{.Actor.Attributes.tier}}",
+            );
+            got.last().is_some_and(|l| l.starts_with("destroy"))
+        },
+        "{got:?}"
+    );
+    // The CLI prints `<no value>` for attributes an event does not have.
+    let got: Vec<String> = got.iter().map(|l| l.replace("<no value>", "")).collect();
+    assert_eq!(
+        got,
+        vec![
+            "create  web",
+            "start  web",
+            "pause  web",
+            "unpause  web",
+            "kill 10 web",
+            "kill 15 web",
+            "kill 9 web",
+            "die 137 web",
+            "stop  web",
+            "start  web",
+            "kill 15 web",
+            "kill 9 web",
+            "die 137 web",
+            "stop  web",
+            "start  web",
+            "restart  web",
+            "kill 9 web",
+            "die 137 web",
+            "destroy  web",
+        ]
+    );
+    let since = unix_now();
+    let saved = tempfile::tempdir().unwrap();
+    let tar = saved.path().join("img.tar");
+    env.docker(&["save", "-o", tar.to_str().unwrap(), &env.image])
+        .ok();
+    let image_id = env.inspect("{{.Id}}", &env.image);
+    let images = events_between(
+        &env,
+        &since,
+        &unix_now(),
+        &["type=image"],
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+    );
+    assert_eq!(images, vec![format!("save {image_id} {image_id}")]);
+}

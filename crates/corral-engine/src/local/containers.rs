@@ -982,6 +982,7 @@ impl LocalEngine {
             }
             if let Ok(shim) = self.live_shim(&entry) {
                 let _ = shim.kill(9, true).await;
+                self.container_event(&rec, "kill", &[("signal", "9".into())]);
                 if rec.state.status == ContainerStatus::Paused {
                     let _ = shim.resume().await;
                 }
