@@ -27,6 +27,9 @@ const PERSISTED: usize = 4096;
 const WRITE_QUEUE: usize = 4096;
 /// Most events committed in one transaction.
 const WRITE_BATCH: usize = 512;
+/// How long the writer gathers events after the first of a batch (a `docker run` emits
+/// several within this window; one commit takes them all).
+const WRITE_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Publishes events to live subscribers and keeps a bounded history.
 pub struct EventBus {
@@ -45,6 +48,8 @@ struct History {
 /// The writer thread and the way to reach it.
 struct Persist {
     store: Arc<dyn StateStore>,
+    /// Events not persisted because the writer was behind.
+    dropped: std::sync::atomic::AtomicU64,
     queue: Mutex<Option<mpsc::SyncSender<(u64, Event)>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -88,6 +93,7 @@ impl EventBus {
             recent.into_iter().collect(),
             Some(Persist {
                 store,
+                dropped: std::sync::atomic::AtomicU64::new(0),
                 queue: Mutex::new(Some(queue)),
                 writer: Mutex::new(Some(writer)),
             }),
@@ -121,7 +127,14 @@ impl EventBus {
         if let Some(p) = &self.persist {
             if let Some(q) = p.queue.lock().as_ref() {
                 if q.try_send((seq, ev.clone())).is_err() {
-                    tracing::warn!(seq, "event writer is behind; event not persisted");
+                    let n = p.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n % 1000 == 0 {
+                        tracing::warn!(
+                            seq,
+                            dropped = n + 1,
+                            "event writer is behind; events not persisted"
+                        );
+                    }
                 }
             }
         }
@@ -188,8 +201,10 @@ impl Drop for EventBus {
 fn write_loop(store: &dyn StateStore, rx: &mpsc::Receiver<(u64, Event)>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + WRITE_WINDOW;
         while batch.len() < WRITE_BATCH {
-            match rx.try_recv() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match rx.recv_timeout(left) {
                 Ok(ev) => batch.push(ev),
                 Err(_) => break,
             }

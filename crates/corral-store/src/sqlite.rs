@@ -36,8 +36,13 @@ CREATE TABLE IF NOT EXISTS events (
 ";
 
 /// A [`StateStore`] in one SQLite file (WAL mode, synchronous=FULL).
+///
+/// Events go through a second connection with synchronous=NORMAL: they are a bounded,
+/// best-effort history, so their commits skip the fsync and never hold the records'
+/// connection while waiting for the disk.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    events_conn: Option<Mutex<Connection>>,
 }
 
 // === impl SqliteStore ===
@@ -46,7 +51,21 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).map_err(sql("open"))?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        let events = Connection::open(path).map_err(sql("open"))?;
+        events
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql("set synchronous"))?;
+        events
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql("set busy timeout"))?;
+        store.events_conn = Some(Mutex::new(events));
+        Ok(store)
+    }
+
+    /// The connection events are read and written through.
+    fn events_conn(&self) -> &Mutex<Connection> {
+        self.events_conn.as_ref().unwrap_or(&self.conn)
     }
 
     /// An in-memory database, for tests.
@@ -65,6 +84,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(sql("create schema"))?;
         Ok(Self {
             conn: Mutex::new(conn),
+            events_conn: None,
         })
     }
 }
@@ -233,7 +253,7 @@ impl StateStore for SqliteStore {
         if events.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn.lock();
+        let mut conn = self.events_conn().lock();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
@@ -268,7 +288,7 @@ impl StateStore for SqliteStore {
         let since = since.map_or(i64::MIN, |t| t.timestamp_nanos_opt().unwrap_or(i64::MIN));
         let before = i64::try_from(before_seq).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let conn = self.conn.lock();
+        let conn = self.events_conn().lock();
         let mut stmt = conn
             .prepare_cached(
                 "SELECT seq, event FROM events WHERE seq < ?1 AND time_nano >= ?2 \
