@@ -1052,7 +1052,7 @@ impl LocalEngine {
                 tracing::info!(container = %rec.id, "re-adopted running container");
                 *entry.shim.lock() = Some(shim.clone());
                 entry.run.send_modify(|s| s.running = true);
-                self.health_start(&entry);
+                self.health_restore(&entry).await;
                 self.spawn_monitor(entry, shim);
             }
             Err(e) => {

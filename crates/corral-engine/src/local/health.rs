@@ -6,8 +6,8 @@
 //! `health_status: healthy|unhealthy` events.
 //!
 //! A monitor stops when its container exits or pauses, starts afresh (status `starting`)
-//! when the container starts, and resumes (status kept) after unpause or a daemon restart
-//! that re-adopted the container.
+//! when the container starts or is re-adopted after a daemon restart (as dockerd's
+//! `restore`), and resumes with its status kept after unpause.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -370,6 +370,26 @@ impl LocalEngine {
             .lock()
             .spawn(run_monitor(cfg, started_ago, prober, sink));
         monitors.insert(rec.id, Monitor { token, task });
+    }
+
+    /// Re-adoption after a daemon restart: as dockerd's `restore`, a running container's
+    /// health starts over at `starting` (its start period still counts from its original
+    /// start) and its monitor starts; a paused one waits for `unpause`.
+    pub(crate) async fn health_restore(&self, entry: &Arc<Entry>) {
+        let reset = {
+            let mut rec = entry.record.lock();
+            let running = rec.state.status == ContainerStatus::Running;
+            if running && rec.state.health.is_some() {
+                reset_on_start(&mut rec);
+            }
+            running
+        };
+        if reset {
+            if let Err(e) = self.save(entry).await {
+                tracing::warn!(error = %e, "persisting health state");
+            }
+            self.health_start(entry);
+        }
     }
 
     /// Stops a container's monitor, if it has one.
