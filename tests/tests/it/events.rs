@@ -184,6 +184,40 @@ fn since_until_and_filters_select_events() {
     assert_eq!(m["driver"], "local");
     assert_eq!(m["container"].as_str().unwrap().len(), 64);
 
+    // `--until` alone replays everything retained before it.
+    let until_only = env
+        .docker(&[
+            "events",
+            "--until",
+            &until,
+            "--filter",
+            &format!("volume={vol}"),
+            "--format",
+            "{{.Action}}",
+        ])
+        .ok()
+        .out()
+        .to_owned();
+    assert_eq!(until_only, "create\ncreate\nmount\nunmount\ndestroy");
+    // The 20.10 CLI too.
+    if let Some(out) = corral_testkit::docker20(
+        &env.subject,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "type=volume",
+            "--filter",
+            "event=destroy",
+            "--format",
+            "{{.Actor.ID}}",
+        ],
+    ) {
+        assert_eq!(out.ok().out(), vol);
+    }
     let labelled = events_between(&env, &since, &until, &["label=team=blue"], "{{.Action}}");
     assert_eq!(
         labelled,
