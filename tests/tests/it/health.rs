@@ -288,3 +288,54 @@ fn health_monitoring_resumes_after_a_daemon_restart() {
     env.docker(&["exec", &c, "rm", "/tmp/ok"]).ok();
     assert_eventually!(status(&env, &c) == "unhealthy", "{}", status(&env, &c));
 }
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn a_slow_probe_times_out_and_long_output_is_capped() {
+    let env = Env::new();
+    let slow = env.sleeper(
+        "hcslow",
+        &[
+            "--health-cmd",
+            "echo started; sleep 30",
+            "--health-interval",
+            "1s",
+            "--health-timeout",
+            "1s",
+            "--health-retries",
+            "1",
+        ],
+    );
+    let chatty = env.sleeper(
+        "hcchatty",
+        &[
+            "--health-cmd",
+            "head -c 5000 /dev/zero | tr '\\0' x",
+            "--health-interval",
+            "1s",
+        ],
+    );
+    assert_eventually!(
+        status(&env, &slow) == "unhealthy",
+        "{}",
+        status(&env, &slow)
+    );
+    assert_eq!(
+        env.inspect("{{(index .State.Health.Log 0).ExitCode}}", &slow),
+        "-1"
+    );
+    assert_eq!(
+        env.inspect("{{(index .State.Health.Log 0).Output}}", &slow),
+        "Health check exceeded timeout (1s)"
+    );
+    // The timed-out probe was killed: no `sleep 30` is left in the container.
+    assert_eventually!(!env
+        .docker(&["exec", &slow, "ps", "-o", "args"])
+        .ok()
+        .out()
+        .contains("sleep 30"));
+    assert_eventually!(status(&env, &chatty) == "healthy");
+    let out = env.inspect("{{(index .State.Health.Log 0).Output}}", &chatty);
+    assert_eq!(out.len(), 4096 + 3, "{} bytes", out.len());
+    assert!(out.ends_with("xxx..."), "{}", &out[4000..]);
+}
