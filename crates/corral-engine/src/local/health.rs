@@ -29,7 +29,8 @@ use super::{Entry, LocalEngine};
 use crate::api::ExecSpec;
 use crate::error::{Error, Result};
 
-/// The shell `CMD-SHELL` probes run with (dockerd's default `Config.Shell`).
+/// The shell `CMD-SHELL` probes run with when the image sets no `Shell` (dockerd's
+/// `getShell` default).
 const SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
 /// Distinguishes a container's successive monitors, so a stale one cannot record.
@@ -180,6 +181,17 @@ pub(crate) fn merge_image_healthcheck(
     Ok(())
 }
 
+/// The image's `Shell` (Dockerfile `SHELL`), if it sets one.
+fn image_shell(image_config: &Value) -> Option<Vec<String>> {
+    let shell: Vec<String> = image_config
+        .pointer("/config/Shell")?
+        .as_array()?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    (!shell.is_empty()).then_some(shell)
+}
+
 /// Sets `State.Health` for a container that is starting (dockerd's `initHealthMonitor`):
 /// `starting` with no failures counted, when the container has a health check.
 /// A disabled check (`NONE`, or no test) gets no health state, as in dockerd.
@@ -202,6 +214,8 @@ pub(crate) fn reset_on_start(rec: &mut ContainerRecord) {
 struct ExecProber {
     engine: LocalEngine,
     container: ContainerId,
+    /// The shell for `CMD-SHELL`: the image's `Shell` or [`SHELL`].
+    shell: Vec<String>,
 }
 
 impl Prober for ExecProber {
@@ -210,7 +224,7 @@ impl Prober for ExecProber {
         let container = self.container.clone();
         let mut args: Vec<String> = Vec::new();
         if cmd.shell {
-            args.extend(SHELL.iter().map(|s| (*s).to_owned()));
+            args.extend(self.shell.iter().cloned());
         }
         args.extend(cmd.args.iter().cloned());
         async move {
@@ -353,9 +367,17 @@ impl LocalEngine {
             .and_then(|t| (Utc::now() - t).to_std().ok())
             .unwrap_or_default();
         let token = TOKENS.fetch_add(1, Ordering::Relaxed);
+        let shell = self
+            .inner
+            .images
+            .read()
+            .get(&rec.image_id)
+            .and_then(|img| image_shell(&img.config))
+            .unwrap_or_else(|| SHELL.iter().map(|s| (*s).to_owned()).collect());
         let prober = ExecProber {
             engine: self.clone(),
             container: rec.id.clone(),
+            shell,
         };
         let sink = EntrySink {
             engine: self.clone(),
@@ -614,6 +636,20 @@ mod tests {
         };
         let err = merge_image_healthcheck(&mut spec, &image).unwrap_err();
         assert_eq!(err.to_string(), "Retries in Healthcheck cannot be negative");
+    }
+
+    #[test]
+    fn shell_probes_use_the_images_shell() {
+        let cfg = serde_json::json!({"config": {"Shell": ["/bin/ash", "-eo", "pipefail", "-c"]}});
+        assert_eq!(
+            image_shell(&cfg).unwrap(),
+            vec!["/bin/ash", "-eo", "pipefail", "-c"]
+        );
+        assert_eq!(image_shell(&serde_json::json!({"config": {}})), None);
+        assert_eq!(
+            image_shell(&serde_json::json!({"config": {"Shell": []}})),
+            None
+        );
     }
 
     #[test]
