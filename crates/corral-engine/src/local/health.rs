@@ -3,7 +3,8 @@
 //! `docker exec`, so probes emit `exec_create`/`exec_start`/`exec_die` as in dockerd), bounds
 //! it by the timeout, and feeds the result to the state machine in
 //! [`corral_core::health`]. Status changes are persisted and published as
-//! `health_status: healthy|unhealthy` events.
+//! `health_status: healthy|unhealthy` events; other results stay in memory until the
+//! record is next saved.
 //!
 //! A monitor stops when its container exits or pauses, starts afresh (status `starting`)
 //! when the container starts or is re-adopted after a daemon restart (as dockerd's
@@ -334,8 +335,13 @@ impl HealthSink for EntrySink {
                     in_start_period,
                 )
             };
-            if let Err(e) = engine.save(&entry).await {
-                tracing::warn!(error = %e, "persisting health state");
+            // Every result updates the record in memory (what `inspect` shows); only a
+            // status change is written through at once, so probes do not cost an fsync
+            // each. Later saves (stop, exit) carry the latest log along.
+            if changed.is_some() {
+                if let Err(e) = engine.save(&entry).await {
+                    tracing::warn!(error = %e, "persisting health state");
+                }
             }
             if let Some(status) = changed {
                 let rec = entry.snapshot();
