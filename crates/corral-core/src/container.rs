@@ -52,6 +52,8 @@ pub struct ContainerSpec {
     pub exposed_ports: Vec<String>,
     /// Volume mount points declared on the container (`Config.Volumes`).
     pub volumes: Vec<String>,
+    /// `Config.Healthcheck`, merged with the image's at create.
+    pub healthcheck: Option<crate::HealthConfig>,
     /// Host-level settings.
     pub host: HostSpec,
     /// Per-network endpoint settings from create (`NetworkingConfig.EndpointsConfig`):
@@ -254,6 +256,8 @@ pub struct ContainerState {
     pub restart_count: i64,
     /// Stopped explicitly by a user (governs `unless-stopped`).
     pub stopped_by_user: bool,
+    /// `State.Health`: present once a container with a health check started.
+    pub health: Option<crate::Health>,
 }
 
 /// A container as stored: identity, spec, resolved image and state.

@@ -7,6 +7,8 @@
 
 pub mod container;
 pub mod error;
+pub mod event;
+pub mod health;
 pub mod id;
 pub mod image;
 pub mod volume;
@@ -16,6 +18,8 @@ pub use container::{
     LogConfig, MountSpec, MountType, RestartPolicy,
 };
 pub use error::ErrorKind;
+pub use event::Event;
+pub use health::{Health, HealthConfig, HealthResult, HealthStatus};
 pub use id::{ContainerId, ContainerName, IdError};
 pub use image::{ImageId, ImageRecord, LayerRecord};
 pub use volume::{VolumeMount, VolumeRecord};

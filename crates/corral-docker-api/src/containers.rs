@@ -86,7 +86,7 @@ fn status_text(c: &ContainerRecord, now: DateTime<Utc>) -> String {
             if st.status == Paused {
                 format!("Up {up} (Paused)")
             } else {
-                format!("Up {up}")
+                format!("Up {up}{}", crate::health::status_suffix(c))
             }
         }
         Restarting => format!(
@@ -159,7 +159,7 @@ fn matches_filters(c: &ContainerRecord, f: &Filters, image_ids: &BTreeMap<String
                     .starts_with(v.trim_start_matches("sha256:"))
         })
         && f.labels_match(&c.spec.labels)
-        && f.any("health", |v| v == "none")
+        && crate::health::matches(c, f)
         && f.any("is-task", |v| v == "false")
 }
 
@@ -169,6 +169,7 @@ pub(crate) async fn list(
 ) -> ApiResult<Json<Value>> {
     let f = Filters::parse(q.filters.as_deref())?;
     f.validate(LIST_FILTERS)?;
+    crate::health::validate_filter(&f)?;
     for s in f.get("status").unwrap_or(&[]) {
         if ![
             "created",
@@ -280,6 +281,7 @@ pub(crate) fn spec_from_body(body: ContainerCreateBody) -> ApiResult<ContainerSp
         stop_timeout: body.stop_timeout,
         exposed_ports: opt_vec(body.exposed_ports),
         volumes: opt_vec(body.volumes),
+        healthcheck: crate::health::from_body(body.healthcheck),
         host: host_spec(hc)?,
         networks,
     })
@@ -545,7 +547,7 @@ fn config_json(c: &ContainerRecord) -> Value {
             Value::Object(v.iter().map(|k| (k.clone(), json!({}))).collect())
         }
     };
-    json!({
+    let mut v = json!({
         "Hostname": s.hostname.clone().unwrap_or_else(|| c.id.short().to_owned()),
         "Domainname": s.domainname.clone().unwrap_or_default(),
         "User": s.user.clone().unwrap_or_default(),
@@ -562,7 +564,11 @@ fn config_json(c: &ContainerRecord) -> Value {
         "Labels": s.labels,
         "StopSignal": s.stop_signal,
         "StopTimeout": s.stop_timeout,
-    })
+    });
+    if let Some(h) = &s.healthcheck {
+        v["Healthcheck"] = crate::health::config_json(h);
+    }
+    v
 }
 
 /// The full `docker inspect` document of a container.
@@ -574,7 +580,7 @@ pub(crate) fn inspect_json(
     use corral_core::ContainerStatus::*;
     let st = &c.state;
     let p = |k: &str| paths.get(k).cloned().unwrap_or_default();
-    json!({
+    let mut v = json!({
         "Id": c.id.as_str(),
         "Created": rfc3339(Some(c.created)),
         "Path": c.path,
@@ -617,7 +623,11 @@ pub(crate) fn inspect_json(
             "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
             "Networks": {},
         },
-    })
+    });
+    if let Some(h) = &st.health {
+        v["State"]["Health"] = crate::health::state_json(h);
+    }
+    v
 }
 
 pub(crate) async fn inspect(

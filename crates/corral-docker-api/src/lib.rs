@@ -9,8 +9,10 @@
 mod containers;
 mod dockerfile;
 mod error;
+mod events;
 mod exec;
 mod filters;
+mod health;
 mod hijack;
 mod images;
 mod networks;
@@ -44,7 +46,7 @@ pub fn router(engine: Arc<dyn Engine>) -> Router {
         .route("/_ping", get(version::ping).head(version::ping))
         .route("/version", get(version::version))
         .route("/info", get(system::info))
-        .route("/events", get(system::events))
+        .route("/events", get(events::events))
         .route("/auth", post(system::auth))
         .route("/system/df", get(system::df))
         // containers

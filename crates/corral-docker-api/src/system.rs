@@ -1,19 +1,13 @@
-//! `/info`, `/events`, `/auth`, `/system/df` and the object kinds Corral does not have yet.
+//! `/info`, `/auth`, `/system/df` and the object kinds Corral does not have yet.
 
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, State};
 use axum::Json;
 use chrono::Utc;
-use corral_engine::{Credentials, Event};
-use futures::StreamExt;
+use corral_engine::Credentials;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::containers::parse_time;
 use crate::error::{ApiError, ApiResult};
-use crate::filters::Filters;
 use crate::AppState;
 
 /// Go's name for this machine's architecture, as Docker reports it.
@@ -99,109 +93,6 @@ pub(crate) async fn info(State(st): State<AppState>) -> ApiResult<Json<Value>> {
         "SecurityOptions": ["name=seccomp,profile=builtin"],
         "Warnings": i.warnings,
     })))
-}
-
-#[derive(Deserialize)]
-pub(crate) struct EventsQuery {
-    since: Option<String>,
-    until: Option<String>,
-    filters: Option<String>,
-}
-
-fn event_json(e: &Event) -> Value {
-    let nanos = e.time.timestamp_nanos_opt().unwrap_or(0);
-    let mut v = json!({
-        "Type": e.kind,
-        "Action": e.action,
-        "Actor": {"ID": e.actor_id, "Attributes": e.attributes},
-        "scope": "local",
-        "time": e.time.timestamp(),
-        "timeNano": nanos,
-    });
-    if e.kind == "container" || e.kind == "image" {
-        v["status"] = json!(e.action);
-        v["id"] = json!(e.actor_id);
-        if let Some(img) = e.attributes.get("image") {
-            v["from"] = json!(img);
-        }
-    }
-    v
-}
-
-fn event_matches(e: &Event, f: &Filters) -> bool {
-    let name = e.attributes.get("name").map(String::as_str).unwrap_or("");
-    f.any("type", |v| v == e.kind)
-        && f.any("event", |v| {
-            v == e.action || e.action.starts_with(&format!("{v}:"))
-        })
-        && f.any(&e.kind, |v| e.actor_id.starts_with(v) || v == name)
-        && f.any("image", |v| {
-            e.attributes.get("image").is_some_and(|i| i == v)
-        })
-        && f.labels_match(&e.attributes.clone().into_iter().collect())
-}
-
-pub(crate) async fn events(
-    State(st): State<AppState>,
-    Query(q): Query<EventsQuery>,
-) -> ApiResult<Response> {
-    let f = Filters::parse(q.filters.as_deref())?;
-    f.validate(&[
-        "type",
-        "event",
-        "container",
-        "image",
-        "label",
-        "network",
-        "volume",
-        "daemon",
-        "plugin",
-        "node",
-        "service",
-        "secret",
-        "config",
-        "scope",
-    ])?;
-    let since = parse_time(q.since.as_deref().unwrap_or(""))?;
-    let until = parse_time(q.until.as_deref().unwrap_or(""))?;
-    let (replay, rx) = st.engine.events(since);
-    let f2 = f.clone();
-    let replay_items: Vec<String> = replay
-        .into_iter()
-        .filter(|e| until.is_none_or(|u| e.time <= u) && event_matches(e, &f))
-        .map(|e| format!("{}\n", event_json(&e)))
-        .collect();
-    let live = tokio_stream::wrappers::BroadcastStream::new(rx)
-        .filter_map(move |r| {
-            let out = match r {
-                Ok(e) if event_matches(&e, &f2) => Some(e),
-                _ => None,
-            };
-            async move { out }
-        })
-        .take_while(move |e| {
-            let keep = until.is_none_or(|u| e.time <= u);
-            async move { keep }
-        })
-        .map(|e| format!("{}\n", event_json(&e)));
-    let body: futures::stream::BoxStream<'static, String> = match until {
-        // A past `until` only replays; a future one streams until then.
-        Some(u) if u <= Utc::now() => futures::stream::iter(replay_items).boxed(),
-        Some(u) => {
-            let dur = (u - Utc::now()).to_std().unwrap_or_default();
-            let deadline = tokio::time::sleep(dur);
-            futures::stream::iter(replay_items)
-                .chain(live.take_until(deadline))
-                .boxed()
-        }
-        None => futures::stream::iter(replay_items).chain(live).boxed(),
-    };
-    let mut resp = Body::from_stream(body.map(Ok::<_, std::io::Error>)).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(resp)
 }
 
 #[derive(Deserialize, Default)]

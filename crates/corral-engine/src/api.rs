@@ -436,10 +436,10 @@ pub trait Engine: Send + Sync + 'static {
     /// Host facts.
     async fn info(&self) -> Result<HostInfo>;
     /// Subscribes to events, replaying retained ones in `[since, until]`.
-    fn events(
+    async fn events(
         &self,
         since: Option<DateTime<Utc>>,
-    ) -> (Vec<Event>, tokio::sync::broadcast::Receiver<Event>);
+    ) -> Result<(Vec<Event>, tokio::sync::broadcast::Receiver<Event>)>;
     /// Stores registry credentials after checking them against the registry.
     async fn login(&self, creds: Credentials) -> Result<String>;
 

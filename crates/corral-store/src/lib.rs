@@ -11,7 +11,8 @@ mod sqlite;
 pub use error::{Error, Result};
 pub use sqlite::SqliteStore;
 
-use corral_core::{ContainerId, ContainerRecord, ImageRecord, VolumeRecord};
+use chrono::{DateTime, Utc};
+use corral_core::{ContainerId, ContainerRecord, Event, ImageRecord, VolumeRecord};
 
 /// Persistent records of one host's containers and images.
 ///
@@ -43,4 +44,15 @@ pub trait StateStore: Send + Sync {
     fn insert_volume(&self, record: &VolumeRecord) -> Result<()>;
     /// Deletes a volume record; deleting a missing one is not an error.
     fn delete_volume(&self, name: &str) -> Result<()>;
+    /// Appends events under their sequence numbers in one transaction, then keeps only the
+    /// newest `keep` (the table is bounded).
+    fn append_events(&self, events: &[(u64, Event)], keep: usize) -> Result<()>;
+    /// Stored events with a sequence number below `before_seq` and a time at or after
+    /// `since`, oldest first, at most `limit` (the newest of them).
+    fn events(
+        &self,
+        since: Option<DateTime<Utc>>,
+        before_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Event)>>;
 }

@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use corral_core::{ContainerId, ContainerRecord, ImageRecord, VolumeRecord};
+use chrono::{DateTime, Utc};
+use corral_core::{ContainerId, ContainerRecord, Event, ImageRecord, VolumeRecord};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -27,11 +28,21 @@ CREATE TABLE IF NOT EXISTS volumes (
     name   TEXT PRIMARY KEY,
     record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    seq       INTEGER PRIMARY KEY,
+    time_nano INTEGER NOT NULL,
+    event     TEXT NOT NULL
+);
 ";
 
 /// A [`StateStore`] in one SQLite file (WAL mode, synchronous=FULL).
+///
+/// Events go through a second connection with synchronous=NORMAL: they are a bounded,
+/// best-effort history, so their commits skip the fsync and never hold the records'
+/// connection while waiting for the disk.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    events_conn: Option<Mutex<Connection>>,
 }
 
 // === impl SqliteStore ===
@@ -40,7 +51,21 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).map_err(sql("open"))?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        let events = Connection::open(path).map_err(sql("open"))?;
+        events
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql("set synchronous"))?;
+        events
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql("set busy timeout"))?;
+        store.events_conn = Some(Mutex::new(events));
+        Ok(store)
+    }
+
+    /// The connection events are read and written through.
+    fn events_conn(&self) -> &Mutex<Connection> {
+        self.events_conn.as_ref().unwrap_or(&self.conn)
     }
 
     /// An in-memory database, for tests.
@@ -59,6 +84,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(sql("create schema"))?;
         Ok(Self {
             conn: Mutex::new(conn),
+            events_conn: None,
         })
     }
 }
@@ -223,6 +249,66 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
+    fn append_events(&self, events: &[(u64, Event)], keep: usize) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.events_conn().lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO events (seq, time_nano, event) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(sql("insert event"))?;
+            for (seq, ev) in events {
+                let nanos = ev.time.timestamp_nanos_opt().unwrap_or(i64::MAX);
+                let seq = i64::try_from(*seq).unwrap_or(i64::MAX);
+                stmt.execute(params![seq, nanos, to_json("event", ev)?])
+                    .map_err(sql("insert event"))?;
+            }
+        }
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        tx.execute(
+            "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?1",
+            params![keep],
+        )
+        .map_err(sql("trim events"))?;
+        tx.commit().map_err(sql("commit"))
+    }
+
+    fn events(
+        &self,
+        since: Option<DateTime<Utc>>,
+        before_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Event)>> {
+        let since = since.map_or(i64::MIN, |t| t.timestamp_nanos_opt().unwrap_or(i64::MIN));
+        let before = i64::try_from(before_seq).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let conn = self.events_conn().lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, event FROM events WHERE seq < ?1 AND time_nano >= ?2 \
+                 ORDER BY seq DESC LIMIT ?3",
+            )
+            .map_err(sql("list events"))?;
+        let rows = stmt
+            .query_map(params![before, since, limit], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(sql("list events"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, text) = row.map_err(sql("list events"))?;
+            out.push((u64::try_from(seq).unwrap_or(0), from_json("event", &text)?));
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     fn get_meta(&self, key: &str) -> Result<Option<String>> {
         let conn = self.conn.lock();
         conn.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
@@ -385,6 +471,37 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].name, "data");
         assert_eq!(all[0].labels.get("a").map(String::as_str), Some("b"));
+    }
+
+    fn event(action: &str, secs: i64) -> Event {
+        Event {
+            kind: "container".into(),
+            action: action.into(),
+            actor_id: "abc".into(),
+            attributes: [("name".to_owned(), "x".to_owned())].into(),
+            time: DateTime::from_timestamp(secs, 5).unwrap(),
+        }
+    }
+
+    #[test]
+    fn events_are_bounded_ordered_and_filtered_by_time_and_seq() {
+        let s = SqliteStore::in_memory().unwrap();
+        let batch: Vec<(u64, Event)> = (1..=10)
+            .map(|i| (i, event(&format!("a{i}"), i as i64 * 10)))
+            .collect();
+        s.append_events(&batch[..4], 6).unwrap();
+        s.append_events(&batch[4..], 6).unwrap();
+        let all = s.events(None, u64::MAX, 100).unwrap();
+        let seqs: Vec<u64> = all.iter().map(|(q, _)| *q).collect();
+        assert_eq!(seqs, vec![5, 6, 7, 8, 9, 10]);
+        assert_eq!(all[0].1, batch[4].1);
+        let since = DateTime::from_timestamp(70, 0);
+        let some = s.events(since, 9, 100).unwrap();
+        let seqs: Vec<u64> = some.iter().map(|(q, _)| *q).collect();
+        assert_eq!(seqs, vec![7, 8]);
+        let newest = s.events(None, u64::MAX, 2).unwrap();
+        let seqs: Vec<u64> = newest.iter().map(|(q, _)| *q).collect();
+        assert_eq!(seqs, vec![9, 10]);
     }
 
     #[test]

@@ -11,11 +11,15 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
 
-use crate::process::{http_get_unix, log_tail, terminate, wait_ready};
+use crate::process::{http_get_unix, http_request_unix, log_tail, terminate, wait_ready};
 use crate::sweep::Sweep;
 
 /// Where Debian's docker.io installs the reference daemon.
 pub const DOCKERD_BIN: &str = "/usr/sbin/dockerd";
+
+/// How long what an engine left may take to go away on its own before it counts as a leak
+/// (a shim lingers up to 10 s after an exit nobody collected).
+const LEAK_GRACE: Duration = Duration::from_secs(12);
 
 /// How long an engine may take to answer `/_ping` after it was started.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -231,19 +235,88 @@ impl TestDaemon {
     }
 }
 
+impl TestDaemon {
+    /// Force-removes every container (with its anonymous volumes) through the API, so the
+    /// engine should own nothing on the host afterwards; `true` when none remain.
+    fn remove_all_containers(&self) -> bool {
+        let socket = self.socket();
+        let list = || -> Result<Vec<String>> {
+            let (code, body) = http_get_unix(&socket, "/containers/json?all=1")?;
+            if code != 200 {
+                bail!("listing containers: {code} {body}");
+            }
+            let v: serde_json::Value = serde_json::from_str(&body)?;
+            Ok(v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|c| c["Id"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default())
+        };
+        let result = (|| -> Result<bool> {
+            for id in list()? {
+                let (code, body) =
+                    http_request_unix(&socket, "DELETE", &format!("/containers/{id}?force=1&v=1"))?;
+                if code != 204 && code != 404 {
+                    bail!("removing {id}: {code} {body}");
+                }
+            }
+            Ok(list()?.is_empty())
+        })();
+        match result {
+            Ok(empty) => empty,
+            Err(e) => {
+                eprintln!(
+                    "leak check skipped for corral instance {}: {e:#}",
+                    self.instance
+                );
+                false
+            }
+        }
+    }
+}
+
 impl Drop for TestDaemon {
+    /// Removes the remaining containers, stops the daemon and sweeps its state. When the
+    /// daemon held no containers at the end, anything of this instance still on the host
+    /// (processes, mounts, cgroups, nftables table, bridges) is a leak: it is swept too,
+    /// and the test fails naming it.
     fn drop(&mut self) {
+        let check_leaks = !std::thread::panicking()
+            && matches!(self.child.try_wait(), Ok(None))
+            && self.remove_all_containers();
         terminate(&mut self.child, Duration::from_secs(10));
         if std::thread::panicking() {
             eprintln!("--- corral server log (tail) ---\n{}", self.log_tail());
         }
         if let Some(root) = self.root.take() {
-            Sweep {
+            let sweep = Sweep {
                 roots: vec![self.data_dir.clone(), self.run_dir.clone()],
                 cgroup_name: format!("corral-{}", self.instance),
-            }
-            .run();
+            };
+            let leftovers = if check_leaks {
+                // A shim stays a moment after its exit was collected (10 s at most when
+                // nobody collected it): only what outlives that is a leak.
+                let mut found = sweep.leftovers();
+                let deadline = tokio::time::Instant::now() + LEAK_GRACE;
+                while !found.is_empty() && tokio::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(100));
+                    found = sweep.leftovers();
+                }
+                found
+            } else {
+                Vec::new()
+            };
+            sweep.run();
             drop(root);
+            if !leftovers.is_empty() {
+                panic!(
+                    "corral instance {} stopped with no containers but left behind:\n  {}",
+                    self.instance,
+                    leftovers.join("\n  ")
+                );
+            }
         }
     }
 }
@@ -402,6 +475,37 @@ mod tests {
                 Err(e) => assert!(e.to_string().contains("corral binary not found"), "{e}"),
             }
         }
+    }
+
+    #[test]
+    #[ignore = "needs root: starts a corral daemon"]
+    fn leak_check_fails_when_the_instance_leaves_a_process_behind() {
+        crate::require_root();
+        let d = TestDaemon::start(DaemonOptions::default()).unwrap();
+        // A process naming the daemon's data dir, as a leaked shim would.
+        let mut stray = Command::new("sh")
+            .args(["-c", "sleep 60"])
+            .arg(d.data_dir())
+            .spawn()
+            .unwrap();
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(d)));
+        // The sweep killed it.
+        let status = stray.wait().unwrap();
+        assert!(!status.success());
+        let message = dropped
+            .expect_err("dropping a leaky daemon must fail the test")
+            .downcast::<String>()
+            .unwrap();
+        assert!(message.contains("left behind"), "{message}");
+        assert!(message.contains("sleep 60"), "{message}");
+    }
+
+    #[test]
+    #[ignore = "needs root: starts a corral daemon"]
+    fn leak_check_passes_after_containers_are_gone() {
+        crate::require_root();
+        let d = TestDaemon::start(DaemonOptions::default()).unwrap();
+        drop(d);
     }
 
     #[test]

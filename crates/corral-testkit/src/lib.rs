@@ -28,7 +28,7 @@ pub use image::{
     OciLayout, DEFAULT_APPLETS, DEFAULT_PATH, FIXED_CREATED, FIXED_MTIME, HOST_BUSYBOX,
     MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
 };
-pub use process::{http_get_tcp, http_get_unix, run_with_timeout, Output};
+pub use process::{http_get_tcp, http_get_unix, http_request_unix, run_with_timeout, Output};
 pub use registry::{free_port, ManifestFormat, Registry, REGISTRY_BIN, SKOPEO_BIN};
 pub use subject::{
     docker, docker20, docker_with, DockerOpts, Subject, SubjectKind, DOCKER20_CLI, DOCKER_CLI,

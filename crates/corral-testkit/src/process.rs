@@ -177,10 +177,15 @@ pub(crate) fn terminate(child: &mut Child, grace: Duration) {
 }
 
 /// Sends a bodiless `GET path` over HTTP/1.0 and returns (status code, body).
-fn http_get<S: Read + Write>(mut stream: S, path: &str) -> Result<(u16, String)> {
+fn http_get<S: Read + Write>(stream: S, path: &str) -> Result<(u16, String)> {
+    http_request(stream, "GET", path)
+}
+
+/// Sends a bodiless `METHOD path` over HTTP/1.0 and returns (status code, body).
+fn http_request<S: Read + Write>(mut stream: S, method: &str, path: &str) -> Result<(u16, String)> {
     write!(
         stream,
-        "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
     )
     .context("send request")?;
     let mut resp = Vec::new();
@@ -207,6 +212,17 @@ pub fn http_get_unix(socket: &Path, path: &str) -> Result<(u16, String)> {
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     s.set_write_timeout(Some(Duration::from_secs(5)))?;
     http_get(s, path)
+}
+
+/// A bodiless `METHOD path` on a unix socket (`DELETE /containers/x?force=1`).
+///
+/// # Errors
+/// When connecting, sending or parsing fails.
+pub fn http_request_unix(socket: &Path, method: &str, path: &str) -> Result<(u16, String)> {
+    let s = UnixStream::connect(socket).with_context(|| format!("connect {}", socket.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    http_request(s, method, path)
 }
 
 /// `GET path` on `addr` (`host:port`) over TCP.

@@ -45,6 +45,59 @@ impl Sweep {
         }
     }
 
+    /// What the engine left behind that belongs to this test alone, without removing
+    /// anything: processes whose argv mentions a root, mounts below a root, cgroups below
+    /// the instance's parent cgroup (the parent itself is allowed), the instance's
+    /// nftables table and its bridges. Meaningful after the engine stopped with no
+    /// containers (with containers, live restore keeps them running on purpose).
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (pid, cmdline) in self.processes() {
+            out.push(format!("process {pid}: {cmdline}"));
+        }
+        for p in self.mount_points() {
+            out.push(format!("mount {p}"));
+        }
+        let parents = find_cgroup_parents(Path::new(CGROUP_ROOT), &self.cgroup_name);
+        for cg in find_cgroups(Path::new(CGROUP_ROOT), &self.cgroup_name) {
+            if !parents.contains(&cg) {
+                out.push(format!("cgroup {}", cg.display()));
+            }
+        }
+        let table = &self.cgroup_name;
+        let listed = std::process::Command::new("nft")
+            .args(["list", "table", "ip", table])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        if listed.is_ok_and(|s| s.success()) {
+            out.push(format!("nftables table ip {table}"));
+        }
+        for link in self.bridges() {
+            out.push(format!("link {link}"));
+        }
+        out
+    }
+
+    /// This instance's bridges (`cr<6 hex of FNV-1a(instance)>-*`).
+    fn bridges(&self) -> Vec<String> {
+        let Some(instance) = self.cgroup_name.strip_prefix("corral-") else {
+            return Vec::new();
+        };
+        let hash = instance.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let prefix = format!("cr{:06x}-", hash & 0x00ff_ffff);
+        let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(&prefix))
+            .collect()
+    }
+
     /// Deletes the instance's nftables table (`ip corral-<instance>`) and its bridges
     /// (`cr<6 hex of FNV-1a(instance)>-*`, the names corral-network gives them).
     fn remove_network_leftovers(&self) {
@@ -79,33 +132,39 @@ impl Sweep {
         }
     }
 
-    /// SIGKILLs every process (other than this one) whose argv mentions a root.
-    fn kill_processes(&self) {
+    /// Processes (other than this one) whose argv mentions a root: (pid, argv).
+    fn processes(&self) -> Vec<(u32, String)> {
         let me = std::process::id();
         let needles: Vec<String> = self
             .roots
             .iter()
             .map(|r| r.to_string_lossy().into_owned())
             .collect();
-        let mut victims = Vec::new();
+        let mut found = Vec::new();
         let Ok(entries) = std::fs::read_dir("/proc") else {
-            return;
+            return found;
         };
         for e in entries.flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            if pid == me {
+            if pid == me || is_zombie(pid) {
                 continue;
             }
             let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
                 continue;
             };
-            let cmdline = String::from_utf8_lossy(&cmdline);
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             if needles.iter().any(|n| cmdline.contains(n.as_str())) {
-                victims.push(pid);
+                found.push((pid, cmdline.trim_end().to_owned()));
             }
         }
+        found
+    }
+
+    /// SIGKILLs every process (other than this one) whose argv mentions a root.
+    fn kill_processes(&self) {
+        let victims: Vec<u32> = self.processes().into_iter().map(|(pid, _)| pid).collect();
         for pid in &victims {
             tracing::debug!(pid, "killing leftover process");
             signal(*pid, Signal::SIGKILL);
@@ -120,10 +179,10 @@ impl Sweep {
         }
     }
 
-    /// Lazily unmounts every mount point below a root, deepest first.
-    fn unmount(&self) {
+    /// Mount points below a root, deepest first.
+    fn mount_points(&self) -> Vec<String> {
         let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-            return;
+            return Vec::new();
         };
         let mut points: Vec<String> = info
             .lines()
@@ -137,7 +196,12 @@ impl Sweep {
             .collect();
         points.sort_by_key(|p| std::cmp::Reverse(p.len()));
         points.dedup();
-        for p in points {
+        points
+    }
+
+    /// Lazily unmounts every mount point below a root, deepest first.
+    fn unmount(&self) {
+        for p in self.mount_points() {
             if let Err(e) = umount2(Path::new(&p), MntFlags::MNT_DETACH) {
                 tracing::debug!(mount = %p, error = %e, "umount failed");
             }
@@ -186,6 +250,16 @@ fn unescape_mountinfo(s: &str) -> String {
 /// Every directory named `name` directly below a hierarchy of `root` (or below `root`
 /// itself when it is a cgroup2 mount), with all their descendants, deepest first.
 fn find_cgroups(root: &Path, name: &str) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    for t in find_cgroup_parents(root, name) {
+        collect_dirs(&t, &mut all);
+    }
+    all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    all
+}
+
+/// The directories named `name` directly below `root` or one of its hierarchies.
+fn find_cgroup_parents(root: &Path, name: &str) -> Vec<PathBuf> {
     let mut tops = Vec::new();
     if root.join(name).is_dir() {
         tops.push(root.join(name));
@@ -198,12 +272,7 @@ fn find_cgroups(root: &Path, name: &str) -> Vec<PathBuf> {
             }
         }
     }
-    let mut all = Vec::new();
-    for t in tops {
-        collect_dirs(&t, &mut all);
-    }
-    all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    all
+    tops
 }
 
 fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -289,6 +358,39 @@ mod tests {
         remove_cgroups(&found);
         assert!(!r.join("memory/corral-t1").exists());
         assert!(r.join("pids/corral-t2").exists());
+    }
+
+    #[test]
+    fn leftovers_name_mounts_and_processes_of_this_test_only() {
+        let root = tempfile::tempdir().unwrap();
+        let d = root.path().join("data");
+        std::fs::create_dir_all(&d).unwrap();
+        let sweep = Sweep {
+            roots: vec![d.clone()],
+            cgroup_name: "corral-testkit-never-exists".into(),
+        };
+        assert!(sweep.leftovers().is_empty(), "{:?}", sweep.leftovers());
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30"])
+            .arg(&d)
+            .spawn()
+            .unwrap();
+        // The child shows its own argv once it has exec'd.
+        let mut found = sweep.leftovers();
+        for _ in 0..100 {
+            if !found.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            found = sweep.leftovers();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with(&format!("process {}", child.id())),
+            "{found:?}"
+        );
     }
 
     #[test]

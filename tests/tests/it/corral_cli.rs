@@ -116,3 +116,71 @@ fn corral_cli_pulls_a_docker_schema2_image_with_whiteouts() {
     assert_contains(&run.stdout, "new");
     assert!(!run.stdout.contains("old"), "{run}");
 }
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn corral_cli_sets_health_checks_and_reads_their_events() {
+    let env = Env::new();
+    let since = crate::events::unix_now();
+    let c = env.name("clihealth");
+    let run = corral(
+        &env,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &c,
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "2",
+            &env.image,
+            "sleep",
+            "1000",
+        ],
+        None,
+    );
+    assert_eq!(run.code, Some(0), "{run}");
+    corral_testkit::assert_eventually!(env.inspect("{{.State.Health.Status}}", &c) == "healthy");
+    assert_eq!(
+        env.inspect("{{json .Config.Healthcheck}}", &c),
+        r#"{"Test":["CMD-SHELL","true"],"Interval":1000000000,"Retries":2}"#
+    );
+    let events = corral(
+        &env,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &crate::events::unix_now(),
+            "--filter",
+            "event=health_status",
+            "--format",
+            "{{.Action}}",
+        ],
+        None,
+    );
+    assert_eq!(events.code, Some(0), "{events}");
+    assert_eq!(events.stdout.trim(), "health_status: healthy");
+    let both = corral(
+        &env,
+        &[
+            "create",
+            "--no-healthcheck",
+            "--health-cmd",
+            "true",
+            &env.image,
+        ],
+        None,
+    );
+    assert_ne!(both.code, Some(0));
+    assert_contains(
+        &both.stderr,
+        "--no-healthcheck conflicts with --health-* options",
+    );
+}

@@ -86,6 +86,12 @@ impl LocalEngine {
                 }
             }
         }
+        // dockerd logs `save` per image, named by its id.
+        for img in &images {
+            let id = img.config_digest.to_string();
+            let attrs = [("name".to_owned(), id.clone())].into();
+            self.inner.events.publish("image", "save", &id, attrs);
+        }
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(PIPE_DEPTH);
         let store = self.inner.image_store.clone();
         // Ends when the tarball is written or the reader is dropped (a send fails).

@@ -228,6 +228,7 @@ impl LocalEngine {
         };
         self.validate(&spec)?;
         merge_image_config(&mut spec, &img.config);
+        super::health::merge_image_healthcheck(&mut spec, &img.config)?;
         let proc_args = spec::resolve_process(&spec, &img.config)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         let (runtime, _) = self.runtime_for(&spec)?;
@@ -626,9 +627,11 @@ impl LocalEngine {
             r.state.exit_code = 0;
             r.state.oom_killed = false;
             r.state.stopped_by_user = false;
+            super::health::reset_on_start(r);
         })
         .await?;
         entry.run.send_modify(|s| s.running = true);
+        self.health_start(&entry);
         self.container_event(&entry.snapshot(), "start", &[]);
         self.spawn_monitor(entry.clone(), shim);
         Ok(())
@@ -710,6 +713,7 @@ impl LocalEngine {
         let finished_at = exit.map_or_else(Utc::now, |s| s.finished_at);
         *entry.shim.lock() = None;
         let id = entry.record.lock().id.clone();
+        self.health_stop(&id);
         if let Err(e) = self.inner.snapshots.unmount(id.as_str()) {
             tracing::warn!(container = %id, error = %e, "unmounting rootfs");
         }
@@ -896,6 +900,11 @@ impl LocalEngine {
             };
         })
         .await?;
+        if pause {
+            self.health_stop(&rec.id);
+        } else {
+            self.health_start(&entry);
+        }
         self.container_event(&rec, if pause { "pause" } else { "unpause" }, &[]);
         Ok(())
     }
@@ -979,6 +988,7 @@ impl LocalEngine {
             }
             if let Ok(shim) = self.live_shim(&entry) {
                 let _ = shim.kill(9, true).await;
+                self.container_event(&rec, "kill", &[("signal", "9".into())]);
                 if rec.state.status == ContainerStatus::Paused {
                     let _ = shim.resume().await;
                 }
@@ -1048,6 +1058,7 @@ impl LocalEngine {
                 tracing::info!(container = %rec.id, "re-adopted running container");
                 *entry.shim.lock() = Some(shim.clone());
                 entry.run.send_modify(|s| s.running = true);
+                self.health_restore(&entry).await;
                 self.spawn_monitor(entry, shim);
             }
             Err(e) => {

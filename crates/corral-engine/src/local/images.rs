@@ -234,7 +234,9 @@ impl LocalEngine {
         let mut rec = img.clone();
         if !by_id {
             let r = Reference::parse(name).map_err(|e| Error::InvalidInput(e.to_string()))?;
-            if !force {
+            // dockerd refuses only when this is the image's single reference (its
+            // `isSingleReference`): another tag keeps the image named.
+            if !force && single_reference(&img) {
                 if let Some((cid, _)) = self.image_user(&img.id) {
                     return Err(Error::Conflict(format!(
                         "conflict: unable to remove repository reference \"{name}\" (must force) - container {cid} is using its referenced image {short}"
@@ -248,7 +250,8 @@ impl LocalEngine {
             rec.repo_tags.retain(|t| *t != removed);
             rec.repo_digests.retain(|t| *t != removed);
             out.push(ImageDeleted::Untagged(removed.clone()));
-            self.image_event(&rec, "untag", &removed);
+            // dockerd names the image id, not the reference, in `untag` events.
+            self.image_event(&rec, "untag", &rec.id);
             // Digest references of a repository go with its last tag, as in dockerd.
             let repo = r.familiar_name();
             if !rec
@@ -293,6 +296,7 @@ impl LocalEngine {
                     // Forced: the references go; the image stays for its stopped container.
                     for t in std::mem::take(&mut rec.repo_tags).into_iter().chain(std::mem::take(&mut rec.repo_digests)) {
                         out.push(ImageDeleted::Untagged(t));
+                        self.image_event(&rec, "untag", &rec.id);
                     }
                     self.put_image(rec).await?;
                     return Ok(out);
@@ -301,6 +305,7 @@ impl LocalEngine {
             }
             for t in rec.repo_tags.iter().chain(rec.repo_digests.iter()) {
                 out.push(ImageDeleted::Untagged(t.clone()));
+                self.image_event(&rec, "untag", &rec.id);
             }
         }
         self.delete_image_record(&img).await?;
@@ -466,4 +471,31 @@ fn repo2_path(familiar_name: &str) -> String {
     } else {
         format!("library/{familiar_name}")
     }
+}
+
+/// Whether the image has one reference only: one tag (digests of the same repository
+/// count with it), or no tag and digests of one repository.
+fn single_reference(img: &corral_core::ImageRecord) -> bool {
+    let repo_of = |r: &str| -> String {
+        match r.split_once('@') {
+            Some((name, _)) => name.to_owned(),
+            None => r
+                .rsplit_once(':')
+                .filter(|(_, t)| !t.contains('/'))
+                .map_or(r, |(n, _)| n)
+                .to_owned(),
+        }
+    };
+    if img.repo_tags.len() > 1 {
+        return false;
+    }
+    let mut repos: Vec<String> = img
+        .repo_tags
+        .iter()
+        .chain(img.repo_digests.iter())
+        .map(|r| repo_of(r))
+        .collect();
+    repos.sort();
+    repos.dedup();
+    repos.len() == 1
 }

@@ -4,6 +4,7 @@ mod archive;
 mod containers;
 mod exec;
 mod files;
+mod health;
 mod images;
 mod netops;
 mod network;
@@ -151,6 +152,8 @@ pub(crate) struct Inner {
     pub(crate) tasks: Mutex<tokio::task::JoinSet<()>>,
     pub(crate) volumes: volumes::Volumes,
     pub(crate) network: network::Networking,
+    /// Health monitors of running containers.
+    pub(crate) health: Mutex<BTreeMap<ContainerId, health::Monitor>>,
 }
 
 // === impl Inner ===
@@ -210,6 +213,12 @@ impl LocalEngine {
             .await
             .map_err(|e| Error::Internal(e.to_string()))??
         };
+        let events = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || EventBus::open(store))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??
+        };
         let inner = Arc::new(Inner {
             cfg,
             store,
@@ -218,7 +227,8 @@ impl LocalEngine {
             puller,
             containers: RwLock::new(BTreeMap::new()),
             images: RwLock::new(images),
-            events: EventBus::default(),
+            events,
+            health: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
             volumes,
@@ -254,8 +264,15 @@ impl LocalEngine {
         let mut set = std::mem::take(&mut *self.inner.tasks.lock());
         set.abort_all();
         while set.join_next().await.is_some() {}
+        for (_, monitor) in std::mem::take(&mut *self.inner.health.lock()) {
+            monitor.stop();
+        }
         let this = self.clone();
-        let _ = tokio::task::spawn_blocking(move || this.inner.network.shutdown()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            this.inner.network.shutdown();
+            this.inner.events.close();
+        })
+        .await;
     }
 
     /// Persists a container's record and updates the cache, as one step.

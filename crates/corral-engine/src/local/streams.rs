@@ -142,6 +142,8 @@ impl LocalEngine {
                 .collect();
         }
         let head = futures::stream::iter(replay);
+        // dockerd logs `attach` once the logs are replayed, streaming or not.
+        self.container_event(&rec, "attach", &[]);
         if !opts.stream {
             return Ok(AttachIo {
                 output: Box::pin(head),

@@ -227,11 +227,14 @@ impl Engine for LocalEngine {
         })
     }
 
-    fn events(
+    async fn events(
         &self,
         since: Option<DateTime<Utc>>,
-    ) -> (Vec<Event>, tokio::sync::broadcast::Receiver<Event>) {
-        self.inner.events.subscribe(since)
+    ) -> Result<(Vec<Event>, tokio::sync::broadcast::Receiver<Event>)> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.inner.events.subscribe(since))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
     }
 
     async fn login(&self, creds: Credentials) -> Result<String> {

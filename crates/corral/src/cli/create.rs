@@ -161,6 +161,9 @@ pub(crate) struct CreateFlags {
     /// Write the container ID to the file.
     #[arg(long)]
     pub(crate) cidfile: Option<String>,
+    /// Health check flags.
+    #[command(flatten)]
+    pub(crate) health: super::health::HealthFlags,
     /// The image to create the container from.
     pub(crate) image: String,
     /// The command and its arguments.
@@ -407,6 +410,7 @@ impl CreateFlags {
             labels: Some(labels),
             stop_signal: self.stop_signal.clone(),
             stop_timeout,
+            healthcheck: self.health.config()?,
             host_config: Some(host_config),
             ..Default::default()
         };

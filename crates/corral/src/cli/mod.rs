@@ -9,6 +9,7 @@ mod container;
 mod cp;
 mod create;
 mod format;
+mod health;
 mod http;
 mod image;
 mod opts;

@@ -435,6 +435,10 @@ pub(crate) async fn events(ctx: &Ctx, a: EventsArgs) -> anyhow::Result<()> {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
     let mut b = EventsOptionsBuilder::new();
     let ts = |v: &str| {
+        // Unix seconds go as given, fraction included (as the docker CLI sends them).
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Ok(v.to_owned());
+        }
         units::parse_timestamp(v, now)
             .map(|t| t.to_string())
             .ok_or_else(|| anyhow::anyhow!("invalid timestamp {v:?}"))
