@@ -88,6 +88,7 @@ impl Engine {
             insecure_registries: vec![registry.to_owned()],
             extra_args: vec!["--default-runtime".into(), runtime.into()],
             instance: Some(instance),
+            ..DaemonOptions::default()
         })?;
         let root = d
             .data_dir()

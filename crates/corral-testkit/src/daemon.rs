@@ -86,6 +86,9 @@ pub struct DaemonOptions {
     pub extra_args: Vec<String>,
     /// Instance name; [`unique_instance`] when `None`.
     pub instance: Option<String>,
+    /// More `-H` listeners (`tcp://127.0.0.1:PORT`); when set, the daemon is started with
+    /// `-H unix://R/docker.sock` first, so the harness still reaches it on its socket.
+    pub hosts: Vec<String>,
 }
 
 /// A running `corral server` with private data and run directories.
@@ -131,6 +134,13 @@ impl TestDaemon {
             .arg(&instance);
         for r in &opts.insecure_registries {
             cmd.arg("--insecure-registry").arg(r);
+        }
+        if !opts.hosts.is_empty() {
+            cmd.arg("-H")
+                .arg(format!("unix://{}", run_dir.join("docker.sock").display()));
+            for h in &opts.hosts {
+                cmd.arg("-H").arg(h);
+            }
         }
         cmd.args(&opts.extra_args)
             .env(

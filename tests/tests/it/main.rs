@@ -15,4 +15,5 @@ mod lifecycle;
 mod network;
 mod restart;
 mod run;
+mod transport;
 mod volumes;
