@@ -28,7 +28,7 @@ use crate::AppState;
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 fn flag(v: &Option<String>) -> bool {
-    matches!(v.as_deref(), Some("1" | "true" | "True" | "yes"))
+    crate::filters::query_bool(v.as_deref(), false)
 }
 
 pub(crate) fn rfc3339(t: Option<DateTime<Utc>>) -> String {
@@ -964,12 +964,13 @@ pub(crate) async fn stats(
     Path(id): Path<String>,
     Query(q): Query<StatsQuery>,
 ) -> ApiResult<Response> {
-    let streaming = q
-        .stream
-        .as_deref()
-        .map(|s| s == "1" || s == "true")
-        .unwrap_or(true);
-    let first = st.engine.stats(&id).await?;
+    let streaming = crate::filters::query_bool(q.stream.as_deref(), true);
+    let mut first = st.engine.stats(&id).await?;
+    // dockerd's first sample carries an empty previous sample.
+    first["precpu_stats"] = json!({
+        "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+        "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+    });
     if flag(&q.one_shot) {
         return Ok(Json(first).into_response());
     }
@@ -1101,11 +1102,7 @@ pub(crate) async fn commit(
                 tag: q.tag.unwrap_or_default(),
                 comment: q.comment.unwrap_or_default(),
                 author: q.author.unwrap_or_default(),
-                pause: q
-                    .pause
-                    .as_deref()
-                    .map(|p| p == "1" || p == "true")
-                    .unwrap_or(true),
+                pause: crate::filters::query_bool(q.pause.as_deref(), true),
                 config,
             },
         )

@@ -8,6 +8,7 @@
 mod common;
 mod corral_cli;
 mod distribution;
+mod dockerpy;
 mod files;
 mod images;
 mod isolation;
