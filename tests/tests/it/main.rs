@@ -6,6 +6,7 @@
 //! `cargo test -p corral-e2e -- --include-ignored`.
 
 mod common;
+mod compose_v1;
 mod corral_cli;
 mod distribution;
 mod dockerpy;
