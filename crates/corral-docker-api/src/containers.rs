@@ -790,6 +790,8 @@ pub(crate) struct AttachQuery {
     stdout: Option<String>,
     stderr: Option<String>,
     logs: Option<String>,
+    #[serde(rename = "detachKeys")]
+    detach_keys: Option<String>,
 }
 
 pub(crate) async fn attach(
@@ -806,8 +808,9 @@ pub(crate) async fn attach(
         logs: flag(&q.logs),
         stream: flag(&q.stream),
     };
+    let keys = hijack::parse_detach_keys(q.detach_keys.as_deref().unwrap_or(""))?;
     let io = st.engine.attach(&id, opts).await?;
-    Ok(hijack::respond(req, io, version))
+    Ok(hijack::respond(req, io, version, Some(keys)))
 }
 
 /// `?h=&w=` of the resize endpoints (containers and exec sessions).

@@ -99,6 +99,7 @@ pub(crate) async fn start(
         req,
         state.tty,
         version,
+        None,
         async move {
             engine
                 .exec_start(&id, false)

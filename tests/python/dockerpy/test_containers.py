@@ -361,3 +361,24 @@ def test_update_resources_and_restart_policy(client, sleeper):
     assert hc["Memory"] == 64 * 1024 * 1024
     assert hc["CpuShares"] == 512
     assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+
+
+def test_attach_detach_keys_end_the_session_not_the_container(client, api, image, names):
+    c = client.containers.create(image, ["sh", "-c", "cat"], stdin_open=True, tty=True,
+                                 name=names.container("detachkeys"), network_mode="none")
+    sock = api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1,
+                                           "detachKeys": "ctrl-a"})
+    raw = sock._sock
+    c.start()
+    raw.sendall(b"\x01")
+    raw.settimeout(10)
+    try:
+        while raw.recv(65536):
+            pass
+        ended = True
+    except socket.timeout:
+        ended = False
+    sock.close()
+    assert ended, "the attach stream stayed open after the detach key"
+    c.reload()
+    assert c.status == "running"

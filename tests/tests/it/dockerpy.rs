@@ -81,7 +81,7 @@ fn docker_py_suite() {
         out.code
     );
     assert!(
-        out.stdout.contains(" passed"),
+        out.stdout.contains(" passed") || out.stdout.contains(" xfailed"),
         "pytest ran no test:\n{}",
         out.stdout
     );

@@ -12,6 +12,7 @@ mod distribution;
 mod dockerpy;
 mod files;
 mod images;
+mod interactive;
 mod isolation;
 mod lifecycle;
 mod network;
