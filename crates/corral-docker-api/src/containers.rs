@@ -776,9 +776,49 @@ pub(crate) async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(crate) async fn prune(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    let ids = st.engine.prune_containers().await?;
-    Ok(Json(json!({"ContainersDeleted": ids, "SpaceReclaimed": 0})))
+#[derive(Deserialize)]
+pub(crate) struct PruneQuery {
+    filters: Option<String>,
+}
+
+/// `POST /containers/prune?filters=`: stopped containers matching `label`, `label!` and
+/// `until` (created before that time) are removed.
+pub(crate) async fn prune(
+    State(st): State<AppState>,
+    Query(q): Query<PruneQuery>,
+) -> ApiResult<Json<Value>> {
+    let f = Filters::parse(q.filters.as_deref())?;
+    f.validate(&["label", "label!", "until"])?;
+    let until = match f.get("until") {
+        Some([t]) => parse_time(t)?,
+        Some([]) | None => None,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "more than one until filter specified",
+            ))
+        }
+    };
+    let mut deleted = Vec::new();
+    for c in st.engine.containers().await? {
+        if c.state.status.is_alive()
+            || !f.labels_match(&c.spec.labels)
+            || until.is_some_and(|u| c.created >= u)
+        {
+            continue;
+        }
+        // A container that started or vanished meanwhile is skipped, as dockerd does.
+        if st
+            .engine
+            .remove_container(c.id.as_str(), false, false)
+            .await
+            .is_ok()
+        {
+            deleted.push(c.id.to_string());
+        }
+    }
+    Ok(Json(
+        json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+    ))
 }
 
 // === streams ===

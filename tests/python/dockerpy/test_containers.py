@@ -344,12 +344,23 @@ def test_diff_and_export(sleeper):
         assert "bin/busybox" in t.getnames() or "bin/sh" in t.getnames()
 
 
-def test_prune_removes_stopped_containers(client, image, names):
+def test_prune_removes_stopped_containers_matching_filters(client, image, names, sleeper):
     c = client.containers.run(image, ["true"], detach=True, name=names.container("prune"),
                               network_mode="none", labels={"corral.prune": names.prefix})
+    other = client.containers.run(image, ["true"], detach=True,
+                                  name=names.container("keep"), network_mode="none",
+                                  labels={"corral.prune": "keep-" + names.prefix})
     c.wait(timeout=30)
+    other.wait(timeout=30)
     r = client.containers.prune(filters={"label": "corral.prune=" + names.prefix})
     assert r["ContainersDeleted"] == [c.id]
+    # The other label and the running container are untouched.
+    other.reload()
+    sleeper.reload()
+    assert sleeper.status == "running"
+    with pytest.raises(docker.errors.APIError) as e:
+        client.containers.prune(filters={"bogus": "x"})
+    assert e.value.response.status_code == 400
 
 
 @corral_gap("POST /containers/{id}/update (docker update) is not implemented")
@@ -382,3 +393,17 @@ def test_attach_detach_keys_end_the_session_not_the_container(client, api, image
     assert ended, "the attach stream stayed open after the detach key"
     c.reload()
     assert c.status == "running"
+
+
+@corral_gap("GET /containers/json accepts the volume, network, publish and expose filters "
+            "but ignores them")
+def test_list_filter_by_volume(client, image, names):
+    vol = names.volume("flt")
+    client.volumes.create(vol)
+    c = client.containers.create(image, ["true"], name=names.container("withvol"),
+                                 volumes={vol: {"bind": "/v", "mode": "rw"}},
+                                 network_mode="none")
+    client.containers.create(image, ["true"], name=names.container("novol"),
+                             network_mode="none")
+    found = client.containers.list(all=True, filters={"volume": vol})
+    assert [x.id for x in found] == [c.id]
