@@ -717,6 +717,62 @@ pub(crate) async fn rename(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /containers/{id}/update` (`docker update`): memory, swap, CPUs, CPU shares, pids
+/// and the restart policy. Other limits are refused by name rather than ignored.
+pub(crate) async fn update(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let b: bollard::models::ContainerUpdateBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    let nonzero = |v: Option<i64>| v.is_some_and(|v| v != 0);
+    let unsupported = [
+        ("CpuPeriod", nonzero(b.cpu_period)),
+        ("CpuQuota", nonzero(b.cpu_quota)),
+        ("CpuRealtimePeriod", nonzero(b.cpu_realtime_period)),
+        ("CpuRealtimeRuntime", nonzero(b.cpu_realtime_runtime)),
+        (
+            "CpusetCpus",
+            b.cpuset_cpus.as_deref().is_some_and(|s| !s.is_empty()),
+        ),
+        (
+            "CpusetMems",
+            b.cpuset_mems.as_deref().is_some_and(|s| !s.is_empty()),
+        ),
+        ("BlkioWeight", b.blkio_weight.is_some_and(|w| w != 0)),
+        ("MemoryReservation", nonzero(b.memory_reservation)),
+        ("KernelMemory", body_has_nonzero(&body, "KernelMemory")),
+    ];
+    if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+        return Err(ApiError::bad_request(format!(
+            "updating {field} is not supported"
+        )));
+    }
+    let update = corral_engine::ContainerUpdate {
+        memory: b.memory.unwrap_or(0),
+        memory_swap: b.memory_swap.unwrap_or(0),
+        nano_cpus: b.nano_cpus.unwrap_or(0),
+        cpu_shares: b.cpu_shares.unwrap_or(0),
+        pids_limit: b.pids_limit,
+        restart_policy: b.restart_policy.map(|r| RestartPolicy {
+            name: r.name.map(|n| n.to_string()).unwrap_or_default(),
+            maximum_retry_count: r.maximum_retry_count.unwrap_or(0),
+        }),
+    };
+    let warnings = st.engine.update_container(&id, update).await?;
+    Ok(Json(json!({ "Warnings": warnings })))
+}
+
+/// True when the raw JSON body sets `key` to a non-zero number (fields bollard's model
+/// does not carry).
+fn body_has_nonzero(body: &[u8], key: &str) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get(key).and_then(Value::as_i64))
+        .is_some_and(|n| n != 0)
+}
+
 #[derive(Deserialize)]
 pub(crate) struct WaitQuery {
     condition: Option<String>,

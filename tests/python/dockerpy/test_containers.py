@@ -363,7 +363,6 @@ def test_prune_removes_stopped_containers_matching_filters(client, image, names,
     assert e.value.response.status_code == 400
 
 
-@corral_gap("POST /containers/{id}/update (docker update) is not implemented")
 def test_update_resources_and_restart_policy(client, sleeper):
     sleeper.update(mem_limit="64m", memswap_limit="128m", cpu_shares=512,
                    restart_policy={"Name": "on-failure", "MaximumRetryCount": 2})
@@ -372,6 +371,12 @@ def test_update_resources_and_restart_policy(client, sleeper):
     assert hc["Memory"] == 64 * 1024 * 1024
     assert hc["CpuShares"] == 512
     assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    # The running container's cgroup has the new limit.
+    out = sleeper.exec_run("cat /sys/fs/cgroup/memory/memory.limit_in_bytes").output
+    assert out == b"67108864\n"
+    with pytest.raises(docker.errors.APIError) as e:
+        sleeper.update(mem_limit="1k")
+    assert e.value.response.status_code == 400
 
 
 def test_attach_detach_keys_end_the_session_not_the_container(client, api, image, names):

@@ -19,4 +19,5 @@ mod network;
 mod restart;
 mod run;
 mod transport;
+mod update;
 mod volumes;

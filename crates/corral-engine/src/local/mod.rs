@@ -12,6 +12,7 @@ mod restart;
 mod stats;
 mod streams;
 mod trait_impl;
+mod update;
 mod volumes;
 
 use std::collections::BTreeMap;
