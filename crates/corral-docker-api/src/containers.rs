@@ -163,6 +163,37 @@ fn matches_filters(c: &ContainerRecord, f: &Filters, image_ids: &BTreeMap<String
         && f.any("is-task", |v| v == "false")
 }
 
+/// The list filters that read the rendered item: `volume` (volume name or mount
+/// destination), `network` (network name or id, or the network mode), `publish` and
+/// `expose` (`PORT[/PROTO]`, a published host port or a container port).
+fn item_matches_filters(item: &Value, f: &Filters) -> bool {
+    let arr = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let mounts = arr(&item["Mounts"]);
+    let ports = arr(&item["Ports"]);
+    let port_matches = |want: &str, key: &str| {
+        let (port, proto) = want.split_once('/').unwrap_or((want, "tcp"));
+        ports.iter().any(|p| {
+            p[key].as_u64().is_some_and(|n| n.to_string() == port)
+                && p["Type"].as_str().unwrap_or("tcp") == proto
+        })
+    };
+    f.any("volume", |v| {
+        mounts
+            .iter()
+            .any(|m| m["Name"].as_str() == Some(v) || m["Destination"].as_str() == Some(v))
+    }) && f.any("network", |v| {
+        item["HostConfig"]["NetworkMode"].as_str() == Some(v)
+            || item["NetworkSettings"]["Networks"]
+                .as_object()
+                .is_some_and(|nets| {
+                    nets.iter().any(|(name, n)| {
+                        name == v || n["NetworkID"].as_str().is_some_and(|id| id == v)
+                    })
+                })
+    }) && f.any("publish", |v| port_matches(v, "PublicPort"))
+        && f.any("expose", |v| port_matches(v, "PrivatePort"))
+}
+
 pub(crate) async fn list(
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -225,6 +256,9 @@ pub(crate) async fn list(
         });
         if let Some(n) = st.engine.container_network(c.id.as_str()) {
             crate::networks::fill_list_item(&mut item, &n);
+        }
+        if !item_matches_filters(&item, &f) {
+            continue;
         }
         if flag(&q.size) {
             item["SizeRw"] = json!(0);
@@ -1212,6 +1246,25 @@ pub(crate) async fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_filters_read_mounts_networks_and_ports() {
+        let item = json!({
+            "HostConfig": {"NetworkMode": "web"},
+            "NetworkSettings": {"Networks": {"web": {"NetworkID": "abc123"}}},
+            "Mounts": [{"Type": "volume", "Name": "data", "Destination": "/data"}],
+            "Ports": [{"PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}],
+        });
+        let yes = |raw: &str| item_matches_filters(&item, &Filters::parse(Some(raw)).unwrap());
+        assert!(yes(r#"{"volume":["data"]}"#));
+        assert!(yes(r#"{"volume":["/data"]}"#));
+        assert!(!yes(r#"{"volume":["other"]}"#));
+        assert!(yes(r#"{"network":["web"]}"#) && yes(r#"{"network":["abc123"]}"#));
+        assert!(!yes(r#"{"network":["db"]}"#));
+        assert!(yes(r#"{"publish":["8080"]}"#) && yes(r#"{"publish":["8080/tcp"]}"#));
+        assert!(!yes(r#"{"publish":["8080/udp"]}"#) && !yes(r#"{"publish":["80"]}"#));
+        assert!(yes(r#"{"expose":["80"]}"#) && !yes(r#"{"expose":["8080"]}"#));
+    }
 
     #[test]
     fn human_durations_match_docker_units() {

@@ -400,8 +400,6 @@ def test_attach_detach_keys_end_the_session_not_the_container(client, api, image
     assert c.status == "running"
 
 
-@corral_gap("GET /containers/json accepts the volume, network, publish and expose filters "
-            "but ignores them")
 def test_list_filter_by_volume(client, image, names):
     vol = names.volume("flt")
     client.volumes.create(vol)
@@ -412,3 +410,6 @@ def test_list_filter_by_volume(client, image, names):
                              network_mode="none")
     found = client.containers.list(all=True, filters={"volume": vol})
     assert [x.id for x in found] == [c.id]
+    found = client.containers.list(all=True, filters={"volume": "/v", "name": names.prefix})
+    assert [x.id for x in found] == [c.id]
+    assert client.containers.list(all=True, filters={"volume": "py-no-such-volume"}) == []
