@@ -6,7 +6,8 @@ test and a local registry, then runs pytest here with:
 - DOCKER_HOST: the engine's socket;
 - CORRAL_TEST_SUBJECT: `corral` or `docker` (the reference dockerd);
 - CORRAL_TEST_IMAGE: busybox in the local registry, already pulled;
-- CORRAL_TEST_PULL_IMAGE: another busybox tag in the registry, not pulled.
+- CORRAL_TEST_PULL_IMAGE: another busybox tag in the registry, not pulled;
+- DOCKER_TLS_VERIFY and DOCKER_CERT_PATH when the suite runs over TCP with TLS.
 
 The reference dockerd runs with `--bridge=none`, so containers use `network_mode="none"`.
 Every resource a test creates is named with the run's prefix and removed by the fixtures.
@@ -29,7 +30,8 @@ def corral_gap(reason):
 
 @pytest.fixture(scope="session")
 def client():
-    c = docker.DockerClient(base_url=os.environ["DOCKER_HOST"], version="auto", timeout=120)
+    # DOCKER_HOST, and DOCKER_TLS_VERIFY with DOCKER_CERT_PATH for the TLS run.
+    c = docker.from_env(version="auto", timeout=120)
     yield c
     c.close()
 

@@ -1,7 +1,5 @@
 """System endpoints: ping, version negotiation, info."""
 
-import os
-
 import docker
 
 from conftest import SUBJECT
@@ -30,7 +28,7 @@ def test_version_negotiation(client, api):
 
 def test_pinned_old_api_version_works():
     # docker-compose 1.29 pins versions down to 1.25.
-    old = docker.APIClient(base_url=os.environ["DOCKER_HOST"], version="1.25")
+    old = docker.APIClient(version="1.25", **docker.utils.kwargs_from_env())
     try:
         assert old.version()["ApiVersion"]
         assert isinstance(old.containers(all=True), list)

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use corral_testkit::{
-    corral_bin, free_port, init_tracing, require_root, run_with_timeout, DaemonOptions, Output,
-    TestDaemon, TestPki, DOCKER_CLI,
+    corral_bin, free_port, init_tracing, require_root, run_with_timeout, BusyboxImage,
+    DaemonOptions, ManifestFormat, Output, Registry, TestDaemon, TestPki, DOCKER_CLI,
 };
 
 use crate::common::assert_contains;
@@ -88,6 +88,90 @@ fn docker_cli_with_tlsverify_reaches_the_tcp_listener() {
     assert!(version.out().starts_with("linux 1."), "{version}");
     let ps = docker_cli(&[&tls[..], &["ps", "-a"]].concat());
     assert_contains(ps.ok().out(), "CONTAINER ID");
+}
+
+#[test]
+#[ignore = "needs root: starts a registry and corral server"]
+fn docker_cli_over_tls_pulls_runs_and_half_closes_stdin() {
+    require_root();
+    init_tracing();
+    let registry = Registry::start().unwrap();
+    let layout = BusyboxImage::new().build_temp().unwrap();
+    let image = registry
+        .push_oci_layout(layout.dir(), "busybox:tls", ManifestFormat::Oci)
+        .unwrap();
+    let pki = TestPki::generate().unwrap();
+    let port = free_port().unwrap();
+    let server = pki.server();
+    let daemon = TestDaemon::start(DaemonOptions {
+        hosts: vec![format!("tcp://127.0.0.1:{port}")],
+        insecure_registries: vec![registry.host()],
+        extra_args: vec![
+            "--tlsverify".into(),
+            "--tlscacert".into(),
+            pki.ca().display().to_string(),
+            "--tlscert".into(),
+            server.cert.display().to_string(),
+            "--tlskey".into(),
+            server.key.display().to_string(),
+        ],
+        ..DaemonOptions::default()
+    })
+    .unwrap();
+    let host = format!("tcp://127.0.0.1:{port}");
+    let ca = pki.ca().display().to_string();
+    let client = pki.client();
+    let (cert, key) = (
+        client.cert.display().to_string(),
+        client.key.display().to_string(),
+    );
+    let tls = [
+        "--tlsverify",
+        "--tlscacert",
+        &ca,
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+        "-H",
+        &host,
+    ];
+    // The pull's progress stream, then an attached run whose stdin ends with the client's
+    // TLS close_notify: the container must see EOF and its output must still arrive.
+    docker_cli(&[&tls[..], &["pull", &image]].concat()).ok();
+    let mut cmd = Command::new(DOCKER_CLI);
+    cmd.env_remove("DOCKER_HOST")
+        .args(tls)
+        .args(["run", "-i", "--rm", "--network", "none", &image, "sh", "-c"])
+        .arg("cat; echo done; exit 3");
+    let out = run_with_timeout(cmd, Some(b"over tls\n"), Duration::from_secs(60)).unwrap();
+    assert_eq!(out.code, Some(3), "{out}");
+    assert_eq!(out.stdout, "over tls\ndone\n");
+    let logs = docker_cli(
+        &[
+            &tls[..],
+            &[
+                "run",
+                "-d",
+                "--network",
+                "none",
+                &image,
+                "sh",
+                "-c",
+                "echo a; echo b >&2",
+            ],
+        ]
+        .concat(),
+    );
+    let id = logs.ok().out().to_owned();
+    docker_cli(&[&tls[..], &["wait", &id]].concat()).ok();
+    let out = docker_cli(&[&tls[..], &["logs", &id]].concat());
+    assert_eq!(
+        (out.ok().stdout.as_str(), out.stderr.as_str()),
+        ("a\n", "b\n")
+    );
+    docker_cli(&[&tls[..], &["rm", "-f", &id]].concat()).ok();
+    drop(daemon);
 }
 
 #[test]
