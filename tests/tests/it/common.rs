@@ -31,7 +31,7 @@ impl Env {
 
     /// Like [`Env::new`] but the default image is only in the registry, not pulled.
     pub(crate) fn unpulled() -> Env {
-        Env::unpulled_with(|registries| Subject::start(registries))
+        Env::unpulled_with(Subject::start)
     }
 
     /// Like [`Env::new`] with the engine started by `start` (given the registries to trust).
