@@ -257,6 +257,8 @@ pub struct ExecSpec {
     pub attach_stderr: bool,
     /// Run with extended privileges.
     pub privileged: bool,
+    /// The client's detach sequence (`DetachKeys`); the default when `None`.
+    pub detach_keys: Option<String>,
 }
 
 /// The state of an exec session.
@@ -278,6 +280,8 @@ pub struct ExecState {
     pub tty: bool,
     /// Stdin attached.
     pub open_stdin: bool,
+    /// The detach sequence given at create.
+    pub detach_keys: Option<String>,
 }
 
 /// Host facts for `/info`.

@@ -424,3 +424,30 @@ def test_list_filter_by_volume(client, image, names):
     found = client.containers.list(all=True, filters={"volume": "/v", "name": names.prefix})
     assert [x.id for x in found] == [c.id]
     assert client.containers.list(all=True, filters={"volume": "py-no-such-volume"}) == []
+
+
+def test_exec_detach_keys_end_the_session_not_the_process(api, sleeper):
+    e = api.exec_create(sleeper.id, ["sh", "-c", "cat; echo never"], stdin=True, tty=True,
+                        detach_keys="ctrl-x")
+    sock = api.exec_start(e["Id"], socket=True, tty=True)
+    raw = raw_socket(sock)
+    raw.sendall(b"\x18")
+    raw.settimeout(10)
+    data = b""
+    try:
+        while True:
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        ended = True
+    except socket.timeout:
+        ended = False
+    sock.close()
+    assert ended, "the exec stream stayed open after the detach key"
+    assert b"never" not in data
+    with pytest.raises(docker.errors.APIError) as err:
+        api.exec_create(sleeper.id, ["true"], detach_keys="ctrl-1")
+    # dockerd 20.10 answers 500 here, newer ones 400 (Corral); the message is the same.
+    assert err.value.response.status_code in (400, 500)
+    assert "Invalid escape keys (ctrl-1) provided" in str(err.value)
