@@ -82,13 +82,13 @@ pub struct DaemonOptions {
     pub bin: Option<PathBuf>,
     /// Registries given as `--insecure-registry`.
     pub insecure_registries: Vec<String>,
+    /// More `-H` listeners (`tcp://127.0.0.1:PORT`); when set, the daemon is started with
+    /// `-H unix://R/docker.sock` first, so the harness still reaches it on its socket.
+    pub hosts: Vec<String>,
     /// Extra arguments appended after `server ...`.
     pub extra_args: Vec<String>,
     /// Instance name; [`unique_instance`] when `None`.
     pub instance: Option<String>,
-    /// More `-H` listeners (`tcp://127.0.0.1:PORT`); when set, the daemon is started with
-    /// `-H unix://R/docker.sock` first, so the harness still reaches it on its socket.
-    pub hosts: Vec<String>,
 }
 
 /// A running `corral server` with private data and run directories.
