@@ -5,6 +5,7 @@ import socket
 import ssl
 import struct
 import tarfile
+import threading
 import time
 
 import docker
@@ -451,3 +452,23 @@ def test_exec_detach_keys_end_the_session_not_the_process(api, sleeper):
     # dockerd 20.10 answers 500 here, newer ones 400 (Corral); the message is the same.
     assert err.value.response.status_code in (400, 500)
     assert "Invalid escape keys (ctrl-1) provided" in str(err.value)
+
+
+def test_wait_removed_with_auto_remove(client, api, image, names):
+    name = names.container("autorm")
+    c = client.containers.create(image, ["sh", "-c", "sleep 0.3; exit 2"], name=name,
+                                 auto_remove=True, network_mode="none")
+    # Registered before start, as the docker CLI does for --rm.
+    waiter = {}
+
+    def wait():
+        waiter["r"] = api.wait(c.id, timeout=30, condition="removed")
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.3)
+    c.start()
+    t.join(timeout=30)
+    assert waiter["r"]["StatusCode"] == 2
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(name)
