@@ -28,7 +28,7 @@ use crate::AppState;
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 fn flag(v: &Option<String>) -> bool {
-    matches!(v.as_deref(), Some("1" | "true" | "True" | "yes"))
+    crate::filters::query_bool(v.as_deref(), false)
 }
 
 pub(crate) fn rfc3339(t: Option<DateTime<Utc>>) -> String {
@@ -163,6 +163,37 @@ fn matches_filters(c: &ContainerRecord, f: &Filters, image_ids: &BTreeMap<String
         && f.any("is-task", |v| v == "false")
 }
 
+/// The list filters that read the rendered item: `volume` (volume name or mount
+/// destination), `network` (network name or id, or the network mode), `publish` and
+/// `expose` (`PORT[/PROTO]`, a published host port or a container port).
+fn item_matches_filters(item: &Value, f: &Filters) -> bool {
+    let arr = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let mounts = arr(&item["Mounts"]);
+    let ports = arr(&item["Ports"]);
+    let port_matches = |want: &str, key: &str| {
+        let (port, proto) = want.split_once('/').unwrap_or((want, "tcp"));
+        ports.iter().any(|p| {
+            p[key].as_u64().is_some_and(|n| n.to_string() == port)
+                && p["Type"].as_str().unwrap_or("tcp") == proto
+        })
+    };
+    f.any("volume", |v| {
+        mounts
+            .iter()
+            .any(|m| m["Name"].as_str() == Some(v) || m["Destination"].as_str() == Some(v))
+    }) && f.any("network", |v| {
+        item["HostConfig"]["NetworkMode"].as_str() == Some(v)
+            || item["NetworkSettings"]["Networks"]
+                .as_object()
+                .is_some_and(|nets| {
+                    nets.iter().any(|(name, n)| {
+                        name == v || n["NetworkID"].as_str().is_some_and(|id| id == v)
+                    })
+                })
+    }) && f.any("publish", |v| port_matches(v, "PublicPort"))
+        && f.any("expose", |v| port_matches(v, "PrivatePort"))
+}
+
 pub(crate) async fn list(
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -227,6 +258,9 @@ pub(crate) async fn list(
         let nets = st.engine.container_networks(c.id.as_str());
         if !nets.is_empty() {
             crate::networks::fill_list_item(&mut item, &nets);
+        }
+        if !item_matches_filters(&item, &f) {
+            continue;
         }
         if flag(&q.size) {
             item["SizeRw"] = json!(0);
@@ -730,6 +764,62 @@ pub(crate) async fn rename(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /containers/{id}/update` (`docker update`): memory, swap, CPUs, CPU shares, pids
+/// and the restart policy. Other limits are refused by name rather than ignored.
+pub(crate) async fn update(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let b: bollard::models::ContainerUpdateBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    let nonzero = |v: Option<i64>| v.is_some_and(|v| v != 0);
+    let unsupported = [
+        ("CpuPeriod", nonzero(b.cpu_period)),
+        ("CpuQuota", nonzero(b.cpu_quota)),
+        ("CpuRealtimePeriod", nonzero(b.cpu_realtime_period)),
+        ("CpuRealtimeRuntime", nonzero(b.cpu_realtime_runtime)),
+        (
+            "CpusetCpus",
+            b.cpuset_cpus.as_deref().is_some_and(|s| !s.is_empty()),
+        ),
+        (
+            "CpusetMems",
+            b.cpuset_mems.as_deref().is_some_and(|s| !s.is_empty()),
+        ),
+        ("BlkioWeight", b.blkio_weight.is_some_and(|w| w != 0)),
+        ("MemoryReservation", nonzero(b.memory_reservation)),
+        ("KernelMemory", body_has_nonzero(&body, "KernelMemory")),
+    ];
+    if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+        return Err(ApiError::bad_request(format!(
+            "updating {field} is not supported"
+        )));
+    }
+    let update = corral_engine::ContainerUpdate {
+        memory: b.memory.unwrap_or(0),
+        memory_swap: b.memory_swap.unwrap_or(0),
+        nano_cpus: b.nano_cpus.unwrap_or(0),
+        cpu_shares: b.cpu_shares.unwrap_or(0),
+        pids_limit: b.pids_limit,
+        restart_policy: b.restart_policy.map(|r| RestartPolicy {
+            name: r.name.map(|n| n.to_string()).unwrap_or_default(),
+            maximum_retry_count: r.maximum_retry_count.unwrap_or(0),
+        }),
+    };
+    let warnings = st.engine.update_container(&id, update).await?;
+    Ok(Json(json!({ "Warnings": warnings })))
+}
+
+/// True when the raw JSON body sets `key` to a non-zero number (fields bollard's model
+/// does not carry).
+fn body_has_nonzero(body: &[u8], key: &str) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get(key).and_then(Value::as_i64))
+        .is_some_and(|n| n != 0)
+}
+
 #[derive(Deserialize)]
 pub(crate) struct WaitQuery {
     condition: Option<String>,
@@ -789,9 +879,49 @@ pub(crate) async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(crate) async fn prune(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    let ids = st.engine.prune_containers().await?;
-    Ok(Json(json!({"ContainersDeleted": ids, "SpaceReclaimed": 0})))
+#[derive(Deserialize)]
+pub(crate) struct PruneQuery {
+    filters: Option<String>,
+}
+
+/// `POST /containers/prune?filters=`: stopped containers matching `label`, `label!` and
+/// `until` (created before that time) are removed.
+pub(crate) async fn prune(
+    State(st): State<AppState>,
+    Query(q): Query<PruneQuery>,
+) -> ApiResult<Json<Value>> {
+    let f = Filters::parse(q.filters.as_deref())?;
+    f.validate(&["label", "label!", "until"])?;
+    let until = match f.get("until") {
+        Some([t]) => parse_time(t)?,
+        Some([]) | None => None,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "more than one until filter specified",
+            ))
+        }
+    };
+    let mut deleted = Vec::new();
+    for c in st.engine.containers().await? {
+        if c.state.status.is_alive()
+            || !f.labels_match(&c.spec.labels)
+            || until.is_some_and(|u| c.created >= u)
+        {
+            continue;
+        }
+        // A container that started or vanished meanwhile is skipped, as dockerd does.
+        if st
+            .engine
+            .remove_container(c.id.as_str(), false, false)
+            .await
+            .is_ok()
+        {
+            deleted.push(c.id.to_string());
+        }
+    }
+    Ok(Json(
+        json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+    ))
 }
 
 // === streams ===
@@ -803,6 +933,8 @@ pub(crate) struct AttachQuery {
     stdout: Option<String>,
     stderr: Option<String>,
     logs: Option<String>,
+    #[serde(rename = "detachKeys")]
+    detach_keys: Option<String>,
 }
 
 pub(crate) async fn attach(
@@ -819,8 +951,9 @@ pub(crate) async fn attach(
         logs: flag(&q.logs),
         stream: flag(&q.stream),
     };
+    let keys = hijack::parse_detach_keys(q.detach_keys.as_deref().unwrap_or(""))?;
     let io = st.engine.attach(&id, opts).await?;
-    Ok(hijack::respond(req, io, version))
+    Ok(hijack::respond(req, io, version, Some(keys)))
 }
 
 /// `?h=&w=` of the resize endpoints (containers and exec sessions).
@@ -977,12 +1110,13 @@ pub(crate) async fn stats(
     Path(id): Path<String>,
     Query(q): Query<StatsQuery>,
 ) -> ApiResult<Response> {
-    let streaming = q
-        .stream
-        .as_deref()
-        .map(|s| s == "1" || s == "true")
-        .unwrap_or(true);
-    let first = st.engine.stats(&id).await?;
+    let streaming = crate::filters::query_bool(q.stream.as_deref(), true);
+    let mut first = st.engine.stats(&id).await?;
+    // dockerd's first sample carries an empty previous sample.
+    first["precpu_stats"] = json!({
+        "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+        "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+    });
     if flag(&q.one_shot) {
         return Ok(Json(first).into_response());
     }
@@ -1114,11 +1248,7 @@ pub(crate) async fn commit(
                 tag: q.tag.unwrap_or_default(),
                 comment: q.comment.unwrap_or_default(),
                 author: q.author.unwrap_or_default(),
-                pause: q
-                    .pause
-                    .as_deref()
-                    .map(|p| p == "1" || p == "true")
-                    .unwrap_or(true),
+                pause: crate::filters::query_bool(q.pause.as_deref(), true),
                 config,
             },
         )
@@ -1129,6 +1259,25 @@ pub(crate) async fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_filters_read_mounts_networks_and_ports() {
+        let item = json!({
+            "HostConfig": {"NetworkMode": "web"},
+            "NetworkSettings": {"Networks": {"web": {"NetworkID": "abc123"}}},
+            "Mounts": [{"Type": "volume", "Name": "data", "Destination": "/data"}],
+            "Ports": [{"PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}],
+        });
+        let yes = |raw: &str| item_matches_filters(&item, &Filters::parse(Some(raw)).unwrap());
+        assert!(yes(r#"{"volume":["data"]}"#));
+        assert!(yes(r#"{"volume":["/data"]}"#));
+        assert!(!yes(r#"{"volume":["other"]}"#));
+        assert!(yes(r#"{"network":["web"]}"#) && yes(r#"{"network":["abc123"]}"#));
+        assert!(!yes(r#"{"network":["db"]}"#));
+        assert!(yes(r#"{"publish":["8080"]}"#) && yes(r#"{"publish":["8080/tcp"]}"#));
+        assert!(!yes(r#"{"publish":["8080/udp"]}"#) && !yes(r#"{"publish":["80"]}"#));
+        assert!(yes(r#"{"expose":["80"]}"#) && !yes(r#"{"expose":["8080"]}"#));
+    }
 
     #[test]
     fn human_durations_match_docker_units() {

@@ -26,6 +26,9 @@ pub(crate) struct ExecCreateBody {
     privileged: bool,
     user: String,
     working_dir: String,
+    /// docker-py sends `detachKeys`; Go's JSON decoding (dockerd) ignores the case.
+    #[serde(alias = "detachKeys")]
+    detach_keys: String,
 }
 
 pub(crate) async fn create(
@@ -39,6 +42,10 @@ pub(crate) async fn create(
     if cmd.is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));
     }
+    // dockerd's wording for exec differs from attach's ("detach keys").
+    hijack::parse_detach_keys(&b.detach_keys).map_err(|_| {
+        ApiError::bad_request(format!("Invalid escape keys ({}) provided", b.detach_keys))
+    })?;
     let exec_id = st
         .engine
         .exec_create(
@@ -53,6 +60,7 @@ pub(crate) async fn create(
                 attach_stdout: b.attach_stdout,
                 attach_stderr: b.attach_stderr,
                 privileged: b.privileged,
+                detach_keys: Some(b.detach_keys).filter(|k| !k.is_empty()),
             },
         )
         .await?;
@@ -93,12 +101,14 @@ pub(crate) async fn start(
             "Error: Exec command {id} has already run"
         ))));
     }
+    let keys = hijack::parse_detach_keys(state.detach_keys.as_deref().unwrap_or(""))?;
     let req = Request::from_parts(parts, axum::body::Body::empty());
     let engine = st.engine.clone();
     Ok(hijack::respond_deferred(
         req,
         state.tty,
         version,
+        Some(keys),
         async move {
             engine
                 .exec_start(&id, false)

@@ -110,3 +110,31 @@ mod tests {
         assert!(!f.labels_match(&l));
     }
 }
+
+/// A boolean query parameter read as dockerd's `httputils.BoolValueOrDefault`: absent or
+/// empty gives `default`; `0`, `no`, `false` and `none` (any case) are false; anything else,
+/// including Python's `True` that docker-py sends, is true.
+pub(crate) fn query_bool(v: Option<&str>, default: bool) -> bool {
+    match v.map(|s| s.trim().to_ascii_lowercase()) {
+        None => default,
+        Some(s) if s.is_empty() => default,
+        Some(s) => !matches!(s.as_str(), "0" | "no" | "false" | "none"),
+    }
+}
+
+#[cfg(test)]
+mod query_bool_tests {
+    use super::query_bool;
+
+    #[test]
+    fn reads_booleans_as_dockerd() {
+        for t in ["1", "true", "True", "yes", "on"] {
+            assert!(query_bool(Some(t), false), "{t}");
+        }
+        for f in ["0", "false", "False", "no", "NONE"] {
+            assert!(!query_bool(Some(f), true), "{f}");
+        }
+        assert!(query_bool(None, true));
+        assert!(!query_bool(Some(""), false));
+    }
+}

@@ -47,11 +47,94 @@ pub(crate) fn wants_upgrade(req: &Request) -> bool {
         .is_some_and(|v| !v.is_empty())
 }
 
+/// dockerd's default detach sequence, ctrl-p ctrl-q.
+pub(crate) const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
+
+/// Parses a `detachKeys` value as dockerd's `term.ToBytes`: comma-separated single
+/// characters, `ctrl-@`, `ctrl-a` … `ctrl-z`, `ctrl-[`, `ctrl-\`, `ctrl-]`, `ctrl-^`,
+/// `ctrl-_` and `DEL`. Empty means the default sequence.
+pub(crate) fn parse_detach_keys(keys: &str) -> Result<Vec<u8>, crate::ApiError> {
+    if keys.is_empty() {
+        return Ok(DEFAULT_DETACH_KEYS.to_vec());
+    }
+    const CTRL: &str = "@abcdefghijklmnopqrstuvwxyz[\\]^_";
+    let mut out = Vec::new();
+    for key in keys.split(',') {
+        let code = if key.len() == 1 {
+            key.as_bytes()[0]
+        } else if key == "DEL" {
+            127
+        } else if let Some(c) = key
+            .strip_prefix("ctrl-")
+            .filter(|c| c.len() == 1)
+            .and_then(|c| CTRL.find(c))
+        {
+            // `find` is an index below 32: CTRL has 32 single-byte characters.
+            u8::try_from(c).unwrap_or(0)
+        } else {
+            return Err(crate::ApiError::bad_request(format!(
+                "Invalid detach keys ({keys}) provided"
+            )));
+        };
+        out.push(code);
+    }
+    Ok(out)
+}
+
+/// Watches client input for the detach sequence, as dockerd's escape proxy: bytes that
+/// could start the sequence are held back until it either completes (detach) or breaks
+/// (they are forwarded).
+#[derive(Debug, Clone)]
+pub(crate) struct DetachFilter {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl DetachFilter {
+    /// A filter for `keys` (never empty: [`parse_detach_keys`] gives the default).
+    pub(crate) fn new(keys: Vec<u8>) -> Self {
+        Self { keys, matched: 0 }
+    }
+
+    /// Feeds client bytes: returns those to forward to the process and whether the
+    /// sequence completed (later bytes of `input` are dropped then).
+    pub(crate) fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            if self.keys.get(self.matched) == Some(&b) {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    self.matched = 0;
+                    return (out, true);
+                }
+                continue;
+            }
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if self.keys.first() == Some(&b) {
+                self.matched = 1;
+                if self.keys.len() == 1 {
+                    return (out, true);
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
 /// Answers `req` by hijacking its connection and pumping `io` both ways. Without an
-/// `Upgrade` header the output is sent as a plain streaming body (no stdin).
-pub(crate) fn respond(req: Request, io: AttachIo, version: ApiVersion) -> Response {
+/// `Upgrade` header the output is sent as a plain streaming body (no stdin). With a TTY,
+/// `detach_keys` in the client's input end the session and leave the process running.
+pub(crate) fn respond(
+    req: Request,
+    io: AttachIo,
+    version: ApiVersion,
+    detach_keys: Option<Vec<u8>>,
+) -> Response {
     let tty = io.tty;
-    respond_deferred(req, tty, version, async move { Ok(io) })
+    respond_deferred(req, tty, version, detach_keys, async move { Ok(io) })
 }
 
 /// Like [`respond`], but the session is opened by `start` only once the connection has been
@@ -63,6 +146,7 @@ pub(crate) fn respond_deferred<F>(
     mut req: Request,
     tty: bool,
     version: ApiVersion,
+    detach_keys: Option<Vec<u8>>,
     start: F,
 ) -> Response
 where
@@ -91,7 +175,11 @@ where
             }
         };
         match start.await {
-            Ok(io) => pump(upgraded, io).await,
+            Ok(io) => {
+                // dockerd watches for the detach sequence only on TTY sessions.
+                let detach = detach_keys.filter(|_| io.tty).map(DetachFilter::new);
+                pump(upgraded, io, detach).await;
+            }
             Err(e) => {
                 let mut conn = upgraded;
                 let _ = conn.write_all(format!("{e}\r\n").as_bytes()).await;
@@ -115,8 +203,9 @@ where
 }
 
 /// Copies client bytes to stdin (closing it at the client's EOF) and output to the client
-/// until the output ends; then closes the connection.
-async fn pump<S>(conn: S, io: AttachIo)
+/// until the output ends, or until the client types the detach sequence; then closes the
+/// connection.
+async fn pump<S>(conn: S, io: AttachIo, mut detach: Option<DetachFilter>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
@@ -126,6 +215,7 @@ where
         input,
         tty,
     } = io;
+    let (detached_tx, detached_rx) = tokio::sync::oneshot::channel::<()>();
     let stdin_task = tokio::spawn(async move {
         let mut buf = vec![0u8; 32 * 1024];
         match input {
@@ -134,10 +224,19 @@ where
                     match rd.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if w.write_all(&buf[..n]).await.is_err() {
+                            let (data, detached) = match detach.as_mut() {
+                                Some(f) => f.feed(&buf[..n]),
+                                None => (buf[..n].to_vec(), false),
+                            };
+                            if w.write_all(&data).await.is_err() {
                                 break;
                             }
                             let _ = w.flush().await;
+                            if detached {
+                                // The process keeps its stdin and goes on running.
+                                let _ = detached_tx.send(());
+                                return;
+                            }
                         }
                     }
                 }
@@ -154,7 +253,18 @@ where
             }
         }
     });
-    while let Some(chunk) = output.next().await {
+    let mut detached = std::pin::pin!(async move {
+        if detached_rx.await.is_err() {
+            // Input ended without detaching: only the output's end closes the session.
+            std::future::pending::<()>().await;
+        }
+    });
+    loop {
+        let chunk = tokio::select! {
+            c = output.next() => c,
+            () = &mut detached => None,
+        };
+        let Some(chunk) = chunk else { break };
         if wr.write_all(&frame(&chunk, tty)).await.is_err() {
             break;
         }
@@ -169,6 +279,36 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_detach_keys_like_dockerd() {
+        assert_eq!(parse_detach_keys("").unwrap(), vec![0x10, 0x11]);
+        assert_eq!(
+            parse_detach_keys("ctrl-p,ctrl-q").unwrap(),
+            vec![0x10, 0x11]
+        );
+        assert_eq!(parse_detach_keys("ctrl-a").unwrap(), vec![1]);
+        assert_eq!(parse_detach_keys("ctrl-@,ctrl-_").unwrap(), vec![0, 31]);
+        assert_eq!(parse_detach_keys("ctrl-\\").unwrap(), vec![28]);
+        assert_eq!(parse_detach_keys("a,DEL").unwrap(), vec![b'a', 127]);
+        let e = parse_detach_keys("ctrl-1").unwrap_err();
+        assert_eq!(e.message(), "Invalid detach keys (ctrl-1) provided");
+    }
+
+    #[test]
+    fn detach_filter_holds_back_a_partial_sequence() {
+        let mut f = DetachFilter::new(vec![0x10, 0x11]);
+        assert_eq!(f.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        // The sequence breaks: the held byte is forwarded with the rest.
+        assert_eq!(f.feed(b"c"), (b"\x10c".to_vec(), false));
+        assert_eq!(f.feed(b"x\x10"), (b"x".to_vec(), false));
+        assert_eq!(f.feed(b"\x11ignored"), (Vec::new(), true));
+        // A repeated first key restarts the match.
+        let mut f = DetachFilter::new(vec![0x10, 0x11]);
+        assert_eq!(f.feed(b"\x10\x10\x11"), (b"\x10".to_vec(), true));
+        let mut one = DetachFilter::new(vec![1]);
+        assert_eq!(one.feed(b"hi\x01"), (b"hi".to_vec(), true));
+    }
 
     #[test]
     fn frames_like_dockerd() {

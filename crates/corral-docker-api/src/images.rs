@@ -21,7 +21,7 @@ use crate::filters::Filters;
 use crate::AppState;
 
 fn flag(v: &Option<String>) -> bool {
-    matches!(v.as_deref(), Some("1" | "true" | "True"))
+    crate::filters::query_bool(v.as_deref(), false)
 }
 
 /// Decodes `X-Registry-Auth` (base64url JSON, padded or not); a bad header is ignored, as
@@ -427,6 +427,19 @@ pub(crate) struct TagQuery {
     tag: Option<String>,
 }
 
+/// dockerd's `RepoTagReference`: without a `tag` parameter the tag may ride on `repo`
+/// (`repo=name:tag`, as docker-py's `Image.tag("name:tag")` sends it); else `latest`.
+fn repo_and_tag<'a>(repo: &'a str, tag: Option<&'a str>) -> (&'a str, &'a str) {
+    if let Some(t) = tag.filter(|t| !t.is_empty()) {
+        return (repo, t);
+    }
+    let last_slash = repo.rfind('/').map_or(0, |i| i + 1);
+    match repo[last_slash..].rfind(':') {
+        Some(i) => (&repo[..last_slash + i], &repo[last_slash + i + 1..]),
+        None => (repo, "latest"),
+    }
+}
+
 pub(crate) async fn post_dispatch(
     State(st): State<AppState>,
     Path(rest): Path<String>,
@@ -442,9 +455,8 @@ pub(crate) async fn post_dispatch(
                 "repository name must have at least one component",
             ));
         }
-        st.engine
-            .tag_image(name, &repo, q.tag.as_deref().unwrap_or("latest"))
-            .await?;
+        let (repo, tag) = repo_and_tag(&repo, q.tag.as_deref());
+        st.engine.tag_image(name, repo, tag).await?;
         return Ok(StatusCode::CREATED.into_response());
     }
     if let Some(name) = rest.strip_suffix("/push") {
@@ -556,6 +568,22 @@ pub(crate) async fn distribution(Path(_rest): Path<String>) -> ApiError {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn tag_may_ride_on_the_repo_parameter() {
+        assert_eq!(repo_and_tag("a/b", Some("t")), ("a/b", "t"));
+        assert_eq!(repo_and_tag("a/b:t", None), ("a/b", "t"));
+        assert_eq!(repo_and_tag("a/b:t", Some("")), ("a/b", "t"));
+        assert_eq!(
+            repo_and_tag("127.0.0.1:5000/b", None),
+            ("127.0.0.1:5000/b", "latest")
+        );
+        assert_eq!(
+            repo_and_tag("127.0.0.1:5000/b:v1", None),
+            ("127.0.0.1:5000/b", "v1")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -15,22 +15,25 @@ mod filters;
 mod health;
 mod hijack;
 mod images;
+mod listen;
 mod networks;
 mod system;
 mod version;
 mod volumes;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::routing::{get, post};
 use axum::{Router, ServiceExt};
 use corral_engine::Engine;
-use tokio::net::UnixListener;
 use tower::Layer;
 
 pub use error::ApiError;
+pub use listen::{
+    bind_all, bind_unix, server_config, BoundListener, ListenAddr, ListenError, ListenPlan,
+    TlsListener, TlsOptions,
+};
 pub use version::{API_VERSION, MIN_API_VERSION};
 
 /// Shared state of all handlers.
@@ -61,6 +64,7 @@ pub fn router(engine: Arc<dyn Engine>) -> Router {
         .route("/containers/{id}/pause", post(containers::pause))
         .route("/containers/{id}/unpause", post(containers::unpause))
         .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/update", post(containers::update))
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/resize", post(containers::resize))
@@ -121,34 +125,71 @@ pub fn router(engine: Arc<dyn Engine>) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on every listener until `shutdown` resolves, then removes the unix
+/// socket files. Each listener has its own accept loop; one that fails ends the others.
+///
+/// # Errors
+/// When a listener's server fails.
 pub async fn serve(
-    listener: UnixListener,
+    listeners: Vec<BoundListener>,
     engine: Arc<dyn Engine>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(engine);
     // Strip `/v1.NN` before routing so one table serves versioned and unversioned paths.
     let app = axum::middleware::from_fn(version::negotiate).layer(app);
-    axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut servers = tokio::task::JoinSet::new();
+    let mut sockets = Vec::new();
+    for l in listeners {
+        let app = app.clone();
+        let stop = stop.clone();
+        let done = async move { stop.cancelled().await };
+        match l {
+            BoundListener::Unix(l, path) => {
+                sockets.push(path);
+                servers.spawn(async move {
+                    axum::serve(l, ServiceExt::<Request>::into_make_service(app))
+                        .with_graceful_shutdown(done)
+                        .await
+                });
+            }
+            BoundListener::Tcp(l) => {
+                servers.spawn(async move {
+                    axum::serve(l, ServiceExt::<Request>::into_make_service(app))
+                        .with_graceful_shutdown(done)
+                        .await
+                });
+            }
+            BoundListener::Tls(l) => {
+                servers.spawn(async move {
+                    axum::serve(l, ServiceExt::<Request>::into_make_service(app))
+                        .with_graceful_shutdown(done)
+                        .await
+                });
+            }
+        }
+    }
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut result = Ok(());
+    tokio::select! {
+        () = &mut shutdown => {}
+        Some(ended) = servers.join_next() => {
+            result = flatten(ended);
+        }
+    }
+    stop.cancel();
+    while let Some(ended) = servers.join_next().await {
+        if result.is_ok() {
+            result = flatten(ended);
+        }
+    }
+    for p in sockets {
+        let _ = std::fs::remove_file(p);
+    }
+    result
 }
 
-/// Binds the unix socket at `path`, replacing a stale socket file, with `mode`.
-pub fn bind(path: &Path, mode: u32) -> std::io::Result<UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    if path.exists() {
-        // A live daemon would still answer on it; probing avoids stealing another's socket.
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                format!("{} is in use by another daemon", path.display()),
-            ));
-        }
-        std::fs::remove_file(path)?;
-    }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    Ok(listener)
+fn flatten(ended: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
+    ended.map_err(std::io::Error::other)?
 }

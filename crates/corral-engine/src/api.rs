@@ -201,6 +201,24 @@ pub enum ChangeKind {
     Deleted,
 }
 
+/// `docker update`: new limits and restart policy. Zero fields (and `None`) leave the
+/// current value, as dockerd.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerUpdate {
+    /// Memory limit in bytes.
+    pub memory: i64,
+    /// Memory + swap limit in bytes (-1 = unlimited).
+    pub memory_swap: i64,
+    /// CPU quota in units of 1e-9 CPUs.
+    pub nano_cpus: i64,
+    /// Relative CPU weight.
+    pub cpu_shares: i64,
+    /// Maximum number of processes (-1 = unlimited).
+    pub pids_limit: Option<i64>,
+    /// A new restart policy.
+    pub restart_policy: Option<corral_core::RestartPolicy>,
+}
+
 /// Options for `commit`.
 #[derive(Debug, Clone, Default)]
 pub struct CommitOptions {
@@ -239,6 +257,8 @@ pub struct ExecSpec {
     pub attach_stderr: bool,
     /// Run with extended privileges.
     pub privileged: bool,
+    /// The client's detach sequence (`DetachKeys`); the default when `None`.
+    pub detach_keys: Option<String>,
 }
 
 /// The state of an exec session.
@@ -260,6 +280,8 @@ pub struct ExecState {
     pub tty: bool,
     /// Stdin attached.
     pub open_stdin: bool,
+    /// The detach sequence given at create.
+    pub detach_keys: Option<String>,
 }
 
 /// Host facts for `/info`.
@@ -387,6 +409,8 @@ pub trait Engine: Send + Sync + 'static {
     async fn unpause_container(&self, name: &str) -> Result<()>;
     /// Renames.
     async fn rename_container(&self, name: &str, new_name: &str) -> Result<()>;
+    /// Changes limits and the restart policy (`docker update`); returns warnings.
+    async fn update_container(&self, name: &str, update: ContainerUpdate) -> Result<Vec<String>>;
     /// Registers a wait for `condition` at once; the returned future resolves with the exit
     /// status when it holds (dropping it cancels the wait).
     async fn wait_container(&self, name: &str, condition: WaitCondition) -> Result<WaitFuture>;

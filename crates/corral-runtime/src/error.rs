@@ -15,6 +15,9 @@ pub enum Error {
     /// Reading or writing logs failed.
     #[error(transparent)]
     Log(#[from] crate::logs::LogError),
+    /// Changing a running container's cgroup limits failed.
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
 }
 
 /// Result alias for the crate.
@@ -26,6 +29,7 @@ impl Classify for Error {
             Self::Spec(e) => Classify::kind(e),
             Self::Shim(e) => e.kind(),
             Self::Log(e) => e.kind(),
+            Self::Cgroup(e) => e.kind(),
         }
     }
 }

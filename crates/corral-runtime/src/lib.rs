@@ -6,6 +6,7 @@
 //! every clone happens in the single-threaded shim, a re-execution of the `corral` binary.
 #![forbid(unsafe_code)]
 
+pub mod cgroup;
 mod error;
 pub mod logs;
 pub mod shim;

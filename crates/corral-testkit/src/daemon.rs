@@ -86,6 +86,9 @@ pub struct DaemonOptions {
     pub bin: Option<PathBuf>,
     /// Registries given as `--insecure-registry`.
     pub insecure_registries: Vec<String>,
+    /// More `-H` listeners (`tcp://127.0.0.1:PORT`); when set, the daemon is started with
+    /// `-H unix://R/docker.sock` first, so the harness still reaches it on its socket.
+    pub hosts: Vec<String>,
     /// Extra arguments appended after `server ...`.
     pub extra_args: Vec<String>,
     /// Instance name; [`unique_instance`] when `None`.
@@ -145,6 +148,13 @@ impl TestDaemon {
             .arg(&instance);
         for r in &opts.insecure_registries {
             cmd.arg("--insecure-registry").arg(r);
+        }
+        if !opts.hosts.is_empty() {
+            cmd.arg("-H")
+                .arg(format!("unix://{}", run_dir.join("docker.sock").display()));
+            for h in &opts.hosts {
+                cmd.arg("-H").arg(h);
+            }
         }
         cmd.args(&opts.extra_args)
             .env(

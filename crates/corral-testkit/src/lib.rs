@@ -6,6 +6,8 @@
 //!   or a private reference dockerd, chosen by `CORRAL_TEST_SUBJECT`), stopped and swept in
 //!   `Drop`.
 //! - [`docker`] / [`docker20`]: the docker CLI with `DOCKER_HOST` set and a deadline.
+//! - [`TestPki`]: a CA with server and client certificates for TLS listener tests.
+//! - [`known_gap`]: a test of behaviour Corral lacks, which fails once the gap closes.
 //! - [`require_root`], [`assert_eventually!`], [`init_tracing`].
 //!
 //! Everything a helper creates lives under its own temporary directory and cgroup name, so
@@ -19,6 +21,7 @@ mod process;
 mod registry;
 mod subject;
 mod sweep;
+mod tls;
 
 use std::time::Duration;
 
@@ -35,6 +38,7 @@ pub use subject::{
     DOCKER_TIMEOUT,
 };
 pub use sweep::Sweep;
+pub use tls::{CertFiles, TestPki};
 
 /// Panics unless the effective uid is 0. Call it first in every privileged test, so such a
 /// test can never pass without doing its work.
@@ -48,6 +52,55 @@ pub fn require_root() {
         euid.is_root(),
         "this test needs root (euid is {euid}); run it as root with `-- --include-ignored`"
     );
+}
+
+/// Runs `body`, the test of a known gap: behaviour dockerd has and Corral does not have yet.
+///
+/// Against Corral (the default subject) `body` is expected to fail: its panic is caught and
+/// reported with `reason`, and the test passes. If `body` succeeds the gap has closed and
+/// this panics, so the list of gaps stays true: turn the test into an ordinary one. Against
+/// the reference dockerd (`CORRAL_TEST_SUBJECT=docker`) `body` runs as an ordinary test and
+/// must pass, which proves the expectation is Docker's behaviour.
+///
+/// `.ci/run` runs every test (`--include-ignored`), so a gap cannot simply be `#[ignore]`d:
+/// it would run and fail. Set-up that must work on both engines belongs outside `body`.
+///
+/// # Panics
+/// When the subject is Corral and `body` succeeds, or when the subject is dockerd and
+/// `body` fails, or when `CORRAL_TEST_SUBJECT` is invalid.
+#[track_caller]
+pub fn known_gap(reason: &str, body: impl FnOnce()) {
+    let kind = match SubjectKind::from_env() {
+        Ok(k) => k,
+        Err(e) => panic!("{e:#}"),
+    };
+    known_gap_on(kind, reason, body);
+}
+
+/// [`known_gap`] with the subject given explicitly.
+///
+/// # Panics
+/// As [`known_gap`].
+#[track_caller]
+pub fn known_gap_on(kind: SubjectKind, reason: &str, body: impl FnOnce()) {
+    if kind != SubjectKind::Corral {
+        body();
+        return;
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+    match outcome {
+        Err(cause) => {
+            let msg = cause
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| cause.downcast_ref::<&str>().copied())
+                .unwrap_or("(non-string panic)");
+            eprintln!("known gap, failing as expected: {reason}\n  failure: {msg}");
+        }
+        Ok(()) => panic!(
+            "known gap now passes: {reason}. Remove the known_gap wrapper so the test guards the behaviour"
+        ),
+    }
 }
 
 /// How long [`assert_eventually!`] waits: `CORRAL_TEST_PATIENCE_MS` or 20 s.
@@ -144,6 +197,34 @@ mod tests {
         let b = unique_instance();
         assert_ne!(a, b);
         assert!(a.len() < 24, "{a}");
+    }
+
+    #[test]
+    fn known_gap_passes_while_the_body_fails() {
+        known_gap_on(SubjectKind::Corral, "not built yet", || {
+            panic!("still missing");
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "known gap now passes: built meanwhile")]
+    fn known_gap_fails_once_the_body_passes() {
+        known_gap_on(SubjectKind::Corral, "built meanwhile", || {});
+    }
+
+    #[test]
+    fn known_gap_runs_the_body_normally_against_dockerd() {
+        let mut ran = false;
+        known_gap_on(SubjectKind::Docker, "corral only", || ran = true);
+        assert!(ran);
+    }
+
+    #[test]
+    #[should_panic(expected = "dockerd disagrees")]
+    fn known_gap_body_must_pass_against_dockerd() {
+        known_gap_on(SubjectKind::Docker, "corral only", || {
+            panic!("dockerd disagrees")
+        });
     }
 
     #[test]

@@ -93,6 +93,23 @@ impl Subject {
         })
     }
 
+    /// Starts `corral server` with `opts` (extra listeners, flags), whatever
+    /// `CORRAL_TEST_SUBJECT` says: for tests of Corral's own daemon options.
+    ///
+    /// # Errors
+    /// When the daemon fails to start.
+    pub fn start_corral(opts: DaemonOptions) -> Result<Self> {
+        let docker_config = tempfile::Builder::new()
+            .prefix("corral-cli-")
+            .tempdir()
+            .context("docker config dir")?;
+        Ok(Subject {
+            kind: SubjectKind::Corral,
+            docker_config,
+            engine: Engine::Corral(TestDaemon::start(opts)?),
+        })
+    }
+
     /// Which engine this is.
     pub fn kind(&self) -> SubjectKind {
         self.kind

@@ -14,15 +14,11 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "corral", version, about, propagate_version = true)]
 struct Args {
-    /// Daemon socket to connect to (client commands).
-    #[arg(
-        short = 'H',
-        long,
-        global = true,
-        env = "CORRAL_HOST",
-        default_value = "unix:///run/corral/docker.sock"
-    )]
-    host: String,
+    /// Client commands: the daemon socket to connect to (default
+    /// `unix:///run/corral/docker.sock`). `corral server`: an address to listen on,
+    /// `unix://PATH` or `tcp://HOST:PORT`, repeatable (default `unix://<run-dir>/docker.sock`).
+    #[arg(short = 'H', long, global = true, env = "CORRAL_HOST")]
+    host: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,8 +60,13 @@ fn main() -> ExitCode {
         }
     };
     match args.command {
-        Command::Server(s) => server::run(s),
+        Command::Server(s) => server::run(s, &args.host),
         Command::Shim { .. } => ExitCode::FAILURE,
-        Command::Client(c) => cli::run(&args.host, c),
+        Command::Client(c) => cli::run(
+            args.host
+                .last()
+                .map_or("unix:///run/corral/docker.sock", String::as_str),
+            c,
+        ),
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use corral_docker_api::{ListenAddr, ListenPlan, TlsOptions};
 use corral_engine::{EngineConfig, LocalEngine, RuntimeConfig};
 
 /// Flags of `corral server`. Every path hangs off `--data-dir` and `--run-dir`, so several
@@ -28,6 +29,25 @@ pub(crate) struct ServerArgs {
     /// Permission bits of the API socket (octal).
     #[arg(long, default_value = "660", value_parser = parse_mode)]
     socket_mode: u32,
+    /// Group (name or gid) that owns the unix API sockets, so its members reach the API
+    /// without root; by default only root does.
+    #[arg(long, short = 'G', env = "CORRAL_GROUP")]
+    group: Option<String>,
+    /// Serve TCP listeners over TLS without asking clients for certificates.
+    #[arg(long)]
+    tls: bool,
+    /// Serve TCP listeners over TLS and require client certificates signed by `--tlscacert`.
+    #[arg(long)]
+    tlsverify: bool,
+    /// The CA certificate (PEM) that signs client certificates.
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    /// The server certificate chain (PEM).
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// The server private key (PEM).
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
     /// The runtime used when a container names none: `libcontainer` (built in) or a name
     /// given with `--add-runtime` (`runc` is registered when found on PATH).
     #[arg(long, env = "CORRAL_DEFAULT_RUNTIME", default_value = "libcontainer")]
@@ -75,6 +95,61 @@ fn find_on_path(bin: &str) -> Option<PathBuf> {
             PathBuf::from("/usr/bin").join(bin),
         ])
         .find(|p| p.is_file())
+}
+
+/// Resolves `--group`: a group name from the group database or a numeric gid.
+fn resolve_group(group: &str) -> anyhow::Result<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => bail!("--group {group}: no such group"),
+        Err(e) => bail!("--group {group}: looking up the group: {e}"),
+    }
+}
+
+/// Validates `-H`, the socket options and the TLS flags into a listen plan, before anything
+/// is bound. Without `-H` the daemon listens on `--socket` (default `<run-dir>/docker.sock`).
+fn listen_plan(args: &ServerArgs, hosts: &[String]) -> anyhow::Result<ListenPlan> {
+    let addrs = if hosts.is_empty() {
+        let socket = args
+            .socket
+            .clone()
+            .unwrap_or_else(|| args.run_dir.join("docker.sock"));
+        vec![ListenAddr::Unix(socket)]
+    } else {
+        if args.socket.is_some() {
+            bail!("--socket and -H are exclusive: give the socket as -H unix://PATH");
+        }
+        hosts
+            .iter()
+            .map(|h| ListenAddr::parse(h))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let plan = ListenPlan {
+        addrs,
+        socket_mode: args.socket_mode,
+        socket_gid: args.group.as_deref().map(resolve_group).transpose()?,
+        tls: TlsOptions {
+            tls: args.tls,
+            verify: args.tlsverify,
+            ca: args.tlscacert.clone(),
+            cert: args.tlscert.clone(),
+            key: args.tlskey.clone(),
+        },
+    };
+    for plain in plan.validate()? {
+        tracing::warn!(
+            addr = %plain,
+            "serving the API on plain TCP without TLS: any local user who connects is root on this host"
+        );
+    }
+    // Fail on unreadable certificates before the engine starts.
+    if plan.tls.enabled() {
+        corral_docker_api::server_config(&plan.tls)?;
+    }
+    Ok(plan)
 }
 
 /// Validates flags into the engine's configuration before anything touches the host.
@@ -146,15 +221,16 @@ fn init_tracing() {
 }
 
 /// Runs the daemon until SIGINT or SIGTERM. Containers keep running after it exits.
-pub(crate) fn run(args: ServerArgs) -> ExitCode {
+pub(crate) fn run(args: ServerArgs, hosts: &[String]) -> ExitCode {
     init_tracing();
     let result = config(&args).and_then(|cfg| {
+        let plan = listen_plan(&args, hosts)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("corral-worker")
             .build()
             .context("building the async runtime")?;
-        rt.block_on(serve(cfg, args.socket, args.socket_mode))
+        rt.block_on(serve(cfg, plan))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -165,17 +241,23 @@ pub(crate) fn run(args: ServerArgs) -> ExitCode {
     }
 }
 
-async fn serve(cfg: EngineConfig, socket: Option<PathBuf>, mode: u32) -> anyhow::Result<()> {
-    let socket = socket.unwrap_or_else(|| cfg.run_dir.join("docker.sock"));
+async fn serve(cfg: EngineConfig, plan: ListenPlan) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.run_dir)
         .with_context(|| format!("creating {}", cfg.run_dir.display()))?;
     let engine = LocalEngine::open(cfg)
         .await
         .context("starting the engine")?;
     let engine = Arc::new(engine);
-    let listener = corral_docker_api::bind(&socket, mode)
-        .with_context(|| format!("binding {}", socket.display()))?;
-    tracing::info!(socket = %socket.display(), "serving the Docker Engine API");
+    let listeners = match corral_docker_api::bind_all(&plan).await {
+        Ok(l) => l,
+        Err(e) => {
+            engine.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    for l in &listeners {
+        tracing::info!(listener = %l.describe(), "serving the Docker Engine API");
+    }
     let shutdown = async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = match signal(SignalKind::terminate()) {
@@ -188,10 +270,9 @@ async fn serve(cfg: EngineConfig, socket: Option<PathBuf>, mode: u32) -> anyhow:
         }
         tracing::info!("shutting down; containers keep running");
     };
-    corral_docker_api::serve(listener, engine.clone(), shutdown)
+    let served = corral_docker_api::serve(listeners, engine.clone(), shutdown)
         .await
-        .context("serving the API")?;
+        .context("serving the API");
     engine.shutdown().await;
-    let _ = std::fs::remove_file(&socket);
-    Ok(())
+    served
 }

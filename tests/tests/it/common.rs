@@ -31,6 +31,17 @@ impl Env {
 
     /// Like [`Env::new`] but the default image is only in the registry, not pulled.
     pub(crate) fn unpulled() -> Env {
+        Env::unpulled_with(Subject::start)
+    }
+
+    /// Like [`Env::new`] with the engine started by `start` (given the registries to trust).
+    pub(crate) fn new_with(start: impl FnOnce(&[String]) -> anyhow::Result<Subject>) -> Env {
+        let env = Env::unpulled_with(start);
+        env.docker(&["pull", "-q", &env.image]).ok();
+        env
+    }
+
+    fn unpulled_with(start: impl FnOnce(&[String]) -> anyhow::Result<Subject>) -> Env {
         require_root();
         init_tracing();
         let registry = Registry::start().expect("start registry");
@@ -40,7 +51,7 @@ impl Env {
         let image = registry
             .push_oci_layout(layout.dir(), "busybox:latest", ManifestFormat::Oci)
             .expect("push busybox");
-        let subject = Subject::start(&[registry.host()]).expect("start engine under test");
+        let subject = start(&[registry.host()]).expect("start engine under test");
         Env {
             containers: RefCell::new(Vec::new()),
             images: RefCell::new(Vec::new()),

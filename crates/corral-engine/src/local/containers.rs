@@ -1133,7 +1133,7 @@ fn init_binary() -> Option<PathBuf> {
 
 /// What this host lets containers have: cgroup layout, swap accounting, and the daemon's
 /// own open-files hard limit and capability bounding set (a container cannot get more).
-fn host_features() -> spec::HostFeatures {
+pub(super) fn host_features() -> spec::HostFeatures {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let nofile_hard = std::fs::read_to_string("/proc/self/limits")
         .ok()

@@ -62,6 +62,7 @@ impl ExecEntry {
             cmd: self.spec.cmd.clone(),
             tty: self.spec.tty,
             open_stdin: self.spec.attach_stdin,
+            detach_keys: self.spec.detach_keys.clone(),
         }
     }
 

@@ -14,6 +14,7 @@ mod restart;
 mod stats;
 mod streams;
 mod trait_impl;
+mod update;
 mod volumes;
 
 use std::collections::BTreeMap;

@@ -110,6 +110,10 @@ impl Engine for LocalEngine {
         self.rename(name, new_name).await
     }
 
+    async fn update_container(&self, name: &str, update: ContainerUpdate) -> Result<Vec<String>> {
+        self.update_limits(name, update).await
+    }
+
     async fn wait_container(&self, name: &str, condition: WaitCondition) -> Result<WaitFuture> {
         self.wait(name, condition)
     }

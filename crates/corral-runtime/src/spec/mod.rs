@@ -165,6 +165,25 @@ impl<'a> SpecInput<'a> {
     }
 }
 
+/// The cgroup resources of `host` for a live update (`docker update`), validated as at
+/// create. Device rules are included on cgroup v2, where the device program is replaced
+/// whole, and left out on v1, where writing them again would deny every device for a moment
+/// (libcgroups re-allows Docker's default devices either way).
+///
+/// # Errors
+/// [`SpecError::InvalidResources`] naming the inconsistent limit.
+pub fn update_resources(
+    host: &corral_core::container::HostSpec,
+    features: HostFeatures,
+) -> Result<oci_spec::runtime::LinuxResources> {
+    let devices = if features.cgroup_v2 {
+        resources::device_rules(host.privileged)?
+    } else {
+        Vec::new()
+    };
+    resources::resources(host, features, devices)
+}
+
 /// Builds the OCI runtime spec of a container (see the module docs for what it contains).
 ///
 /// Reads `rootfs/etc/passwd` and `rootfs/etc/group` to resolve the user; creates nothing.
