@@ -42,7 +42,7 @@ pub use mounts::{BindOptions, ServiceVolume, TmpfsOptions, VolumeOptions};
 pub use ports::PortConfig;
 pub use shape::{parse_bytes, parse_duration, split_shell};
 pub use source::{FsSource, MemSource, Source};
-pub use validate::{dependency_order, find_cycle, with_dependencies};
+pub use validate::{dependency_levels, dependency_order, find_cycle, with_dependencies};
 
 use sha2::{Digest, Sha256};
 

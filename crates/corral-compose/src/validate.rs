@@ -276,6 +276,30 @@ pub fn with_dependencies(p: &Project, names: &[String]) -> BTreeSet<String> {
     out
 }
 
+/// Groups `order` (a dependency order, as [`dependency_order`] gives) into levels:
+/// a service's dependencies among `order` are all in earlier levels, so the services
+/// of one level can be created and started together.
+pub fn dependency_levels(p: &Project, order: &[String]) -> Vec<Vec<String>> {
+    let mut level: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for n in order {
+        let l = p
+            .services
+            .get(n)
+            .into_iter()
+            .flat_map(|s| s.depends_on.keys())
+            .filter_map(|d| level.get(d.as_str()).map(|l| l + 1))
+            .max()
+            .unwrap_or(0);
+        level.insert(n, l);
+        if out.len() <= l {
+            out.resize_with(l + 1, Vec::new);
+        }
+        out[l].push(n.clone());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +338,25 @@ mod tests {
             "services:\n  web:\n    image: x\n    depends_on:\n      gone: {condition: service_started, required: false}\n",
         );
         assert_eq!(dependency_order(&p), vec!["web"]);
+    }
+
+    #[test]
+    fn dependency_levels_group_services_whose_dependencies_came_before() {
+        let p = project(
+            "services:\n  db: {image: x}\n  cache: {image: x}\n  api: {image: x, depends_on: [db, cache]}\n  worker: {image: x, depends_on: [db]}\n  web: {image: x, depends_on: [api]}\n",
+        );
+        let order = dependency_order(&p);
+        let levels = dependency_levels(&p, &order);
+        assert_eq!(
+            levels,
+            vec![
+                vec!["cache".to_string(), "db".to_string()],
+                vec!["api".to_string(), "worker".to_string()],
+                vec!["web".to_string()],
+            ]
+        );
+        // Only the services asked for: a dependency left out does not add a level.
+        let levels = dependency_levels(&p, &["web".to_string()]);
+        assert_eq!(levels, vec![vec!["web".to_string()]]);
     }
 }

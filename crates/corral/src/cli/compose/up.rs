@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use corral_compose::{Condition, Project};
+use futures::StreamExt;
 use serde_json::Value;
 
 use super::plan::{self, Kind};
@@ -45,6 +46,9 @@ pub(crate) struct UpArgs {
     /// Wait for services to be running (and healthy) before returning (with -d).
     #[arg(long)]
     pub(crate) wait: bool,
+    /// Don't start the services after creating them.
+    #[arg(long = "no-start")]
+    pub(crate) no_start: bool,
     /// Services to bring up (default: all).
     pub(crate) services: Vec<String>,
     #[arg(skip)]
@@ -92,6 +96,8 @@ pub(crate) async fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> anyhow::Result<()>
             .collect()
     };
 
+    check_images(p, &targets)?;
+
     let existing = list_containers(ctx, &p.name, true).await?;
     let orphans: Vec<&Existing> = existing
         .iter()
@@ -121,56 +127,62 @@ pub(crate) async fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> anyhow::Result<()>
             .filter(|c| !c.oneoff)
             .collect::<Vec<_>>(),
     );
-    let mut touched: Vec<String> = Vec::new();
-    for name in &targets {
-        let svc = &p.services[name];
-        wait_dependencies(ctx, p, name, &targets).await?;
-        let want = scales.get(name).copied().unwrap_or_else(|| svc.replicas());
-        let hash = corral_compose::config_hash(svc);
-        let mine = current.remove(name).unwrap_or_default();
-        // Scale down: the highest numbers go first, as compose does.
-        let mut keep: BTreeMap<u32, Existing> = BTreeMap::new();
-        for c in mine {
-            if c.number == 0 || c.number > want || keep.contains_key(&c.number) {
-                remove(ctx, &c.id, a.timeout, false).await?;
-                progress("Container", &c.name, "Removed");
-            } else {
-                keep.insert(c.number, c);
+    // One dependency level at a time: its services' dependencies are all up (and
+    // meet their conditions) before any of its containers is created, and the
+    // containers of one level are created and started together, a few at a time, as
+    // compose v2 does.
+    for level in corral_compose::dependency_levels(p, &targets) {
+        let mut jobs: Vec<Job> = Vec::new();
+        for name in &level {
+            if !a.no_start {
+                wait_dependencies(ctx, p, name, &targets).await?;
+            }
+            let svc = &p.services[name];
+            let want = scales.get(name).copied().unwrap_or_else(|| svc.replicas());
+            let hash = corral_compose::config_hash(svc);
+            let mine = current.remove(name).unwrap_or_default();
+            // Scale down: the highest numbers go first, as compose does.
+            let mut keep: BTreeMap<u32, Existing> = BTreeMap::new();
+            for c in mine {
+                if c.number == 0 || c.number > want || keep.contains_key(&c.number) {
+                    remove(ctx, &c.id, a.timeout, false).await?;
+                    progress("Container", &c.name, "Removed");
+                } else {
+                    keep.insert(c.number, c);
+                }
+            }
+            for n in 1..=want {
+                let cname = plan::container_name(p, name, svc, n);
+                let action = match keep.remove(&n) {
+                    Some(c) if a.no_recreate || (c.hash == hash && !a.force_recreate) => {
+                        Action::Keep(c)
+                    }
+                    Some(c) => Action::Recreate(c),
+                    None => Action::Create,
+                };
+                jobs.push(Job {
+                    service: name.clone(),
+                    n,
+                    cname,
+                    action,
+                });
             }
         }
-        for n in 1..=want {
-            let cname = plan::container_name(p, name, svc, n);
-            let id = match keep.remove(&n) {
-                Some(c) if a.no_recreate || (c.hash == hash && !a.force_recreate) => {
-                    if c.state == "running" {
-                        progress("Container", &c.name, "Running");
-                        touched.push(c.id.clone());
-                        continue;
-                    }
-                    c.id
-                }
-                Some(c) => {
-                    progress("Container", &c.name, "Recreate");
-                    let id = recreate(ctx, p, name, n, &cname, &c, a.timeout).await?;
-                    progress("Container", &cname, "Recreated");
-                    id
-                }
-                None => {
-                    progress("Container", &cname, "Creating");
-                    let id = create(ctx, p, name, n, &cname).await?;
-                    progress("Container", &cname, "Created");
-                    id
-                }
-            };
-            ctx.raw
-                .call("POST", &format!("/containers/{id}/start"), &[], None)
-                .await
-                .map_err(|e| anyhow::anyhow!("starting {cname}: {e:#}"))?;
-            progress("Container", &cname, "Started");
-            touched.push(id);
+        let results: Vec<anyhow::Result<()>> = futures::stream::iter(jobs)
+            .map(|j| run_job(ctx, p, j, a))
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        // Every started job is finished before the first error is reported, so
+        // nothing is left half-made by a cancelled request.
+        for r in results {
+            r?;
         }
     }
 
+    if a.no_start {
+        return Ok(());
+    }
     if a.detach {
         if a.wait {
             for name in &targets {
@@ -220,6 +232,72 @@ async fn recreate(
         .await
         .map_err(|e| anyhow::anyhow!("renaming {temp} to {cname}: {e:#}"))?;
     Ok(id)
+}
+
+/// How many containers of one dependency level are created or started at once.
+const PARALLEL: usize = 4;
+
+/// What `up` does with one replica.
+enum Action {
+    /// Up to date: started when it is not running.
+    Keep(Existing),
+    /// Its configuration changed: replaced.
+    Recreate(Existing),
+    /// Missing: created.
+    Create,
+}
+
+/// One replica of a service to bring up.
+struct Job {
+    service: String,
+    n: u32,
+    cname: String,
+    action: Action,
+}
+
+/// Creates, recreates or keeps one replica, then starts it unless `--no-start`.
+async fn run_job(ctx: &Ctx, p: &Project, j: Job, a: &UpArgs) -> anyhow::Result<()> {
+    let Job {
+        service,
+        n,
+        cname,
+        action,
+    } = j;
+    let id = match action {
+        Action::Keep(c) => {
+            if c.state == "running" {
+                progress("Container", &c.name, "Running");
+                return Ok(());
+            }
+            if a.no_start {
+                progress("Container", &c.name, "Created");
+                return Ok(());
+            }
+            c.id
+        }
+        Action::Recreate(c) => {
+            progress("Container", &c.name, "Recreate");
+            let id = recreate(ctx, p, &service, n, &cname, &c, a.timeout).await?;
+            progress("Container", &cname, "Recreated");
+            id
+        }
+        Action::Create => {
+            progress("Container", &cname, "Creating");
+            let id = create(ctx, p, &service, n, &cname).await?;
+            progress("Container", &cname, "Created");
+            id
+        }
+    };
+    if a.no_start {
+        return Ok(());
+    }
+    progress("Container", &cname, "Starting");
+    ctx.raw
+        .call("POST", &format!("/containers/{id}/start"), &[], None)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting {cname}: {e:#}"))?;
+    progress("Container", &cname, "Started");
+    Ok(())
 }
 
 async fn create(
@@ -422,6 +500,25 @@ pub(crate) async fn ensure_volumes(
                 progress("Volume", &name, "Created");
             }
             Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Corral has no `docker build`: a service to bring up with a `build:` section and
+/// no `image:` is an error before anything is created; with an `image:` too, that
+/// image is pulled and used, with a warning.
+pub(crate) fn check_images(p: &Project, services: &[String]) -> anyhow::Result<()> {
+    for s in services {
+        let svc = &p.services[s];
+        match (&svc.image, &svc.build) {
+            (None, _) => anyhow::bail!(
+                "service \"{s}\" has a build section and no image: building images is not supported by Corral; set `image:` to an image in a registry"
+            ),
+            (Some(image), Some(_)) => eprintln!(
+                "WARN[0000] service \"{s}\" has a build section, but building images is not supported by Corral: using image {image}"
+            ),
+            (Some(_), None) => {}
         }
     }
     Ok(())
