@@ -14,13 +14,13 @@ use corral_testkit::{corral_bin, run_with_timeout, BusyboxImage, Output};
 use crate::common::{assert_contains, Env};
 
 /// A project directory with a compose file; removed at the end of the test.
-struct ProjectDir {
+pub(crate) struct ProjectDir {
     dir: tempfile::TempDir,
-    name: String,
+    pub(crate) name: String,
 }
 
 impl ProjectDir {
-    fn new(compose: &str) -> ProjectDir {
+    pub(crate) fn new(compose: &str) -> ProjectDir {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("compose.yaml"), compose).expect("write compose.yaml");
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -29,13 +29,13 @@ impl ProjectDir {
         ProjectDir { dir, name }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 }
 
 /// `corral compose -p NAME ARGS` run in the project directory, with extra variables.
-fn compose(env: &Env, p: &ProjectDir, args: &[&str], vars: &[(&str, &str)]) -> Output {
+pub(crate) fn compose(env: &Env, p: &ProjectDir, args: &[&str], vars: &[(&str, &str)]) -> Output {
     let mut cmd = env.subject.command(
         corral_bin()
             .expect("corral binary")
@@ -58,7 +58,7 @@ fn compose(env: &Env, p: &ProjectDir, args: &[&str], vars: &[(&str, &str)]) -> O
 }
 
 /// Lines of `docker OBJECT ls` filtered by the project label.
-fn project_objects(env: &Env, object: &str, project: &str, format: &str) -> Vec<String> {
+pub(crate) fn project_objects(env: &Env, object: &str, project: &str, format: &str) -> Vec<String> {
     let filter = format!("label=com.docker.compose.project={project}");
     let mut args = vec![object, "ls", "--filter", &filter, "--format", format];
     if object == "container" {
@@ -72,9 +72,9 @@ fn project_objects(env: &Env, object: &str, project: &str, format: &str) -> Vec<
 }
 
 /// Everything of the project is removed even when the test fails half-way.
-struct Down<'a> {
-    env: &'a Env,
-    p: &'a ProjectDir,
+pub(crate) struct Down<'a> {
+    pub(crate) env: &'a Env,
+    pub(crate) p: &'a ProjectDir,
 }
 
 impl Drop for Down<'_> {
@@ -507,6 +507,31 @@ fn compose_resources_match_docker_compose_v1() {
             .cloned()
             .collect();
         keys.sort();
+        // The values that say what the container is must agree too (the config
+        // hash and version are each tool's own; config_files is compared by file
+        // name: v1 writes the paths as given, compose v2 and Corral absolute ones).
+        let stable: Vec<(String, String)> = [
+            "com.docker.compose.project",
+            "com.docker.compose.service",
+            "com.docker.compose.container-number",
+            "com.docker.compose.oneoff",
+            "com.docker.compose.project.working_dir",
+            "com.docker.compose.project.config_files",
+        ]
+        .iter()
+        .map(|k| {
+            let v = clabels[*k].as_str().unwrap_or_default();
+            let v = match *k {
+                "com.docker.compose.project.config_files" => {
+                    v.rsplit('/').next().unwrap_or_default()
+                }
+                _ => v,
+            };
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+        let nets = project_objects(env, "network", &p.name, "{{.Name}}");
+        let vols = project_objects(env, "volume", &p.name, "{{.Name}}");
         let net = format!("{}_front", p.name);
         let vol = format!("{}_data", p.name);
         let nl = env.inspect("{{json .Labels}}", &net);
@@ -518,7 +543,14 @@ fn compose_resources_match_docker_compose_v1() {
                 .remove("com.docker.compose.version");
             v
         };
-        (c[0].clone(), keys, strip_version(nl), strip_version(vl))
+        (
+            c[0].clone(),
+            keys,
+            stable,
+            (nets, vols),
+            strip_version(nl),
+            strip_version(vl),
+        )
     };
 
     let mut cmd = env.subject.command("docker-compose");
@@ -527,7 +559,7 @@ fn compose_resources_match_docker_compose_v1() {
         .args(["-p", &p.name, "up", "-d"]);
     let v1 = run_with_timeout(cmd, None, Duration::from_secs(180)).expect("docker-compose runs");
     assert_eq!(v1.code, Some(0), "{v1}");
-    let (v1_name, v1_keys, v1_net, v1_vol) = snapshot(&env);
+    let (v1_name, v1_keys, v1_stable, v1_objects, v1_net, v1_vol) = snapshot(&env);
     assert_eq!(v1_name, format!("{}_app_1", p.name));
     let mut cmd = env.subject.command("docker-compose");
     cmd.current_dir(p.path())
@@ -538,9 +570,11 @@ fn compose_resources_match_docker_compose_v1() {
 
     let up = compose(&env, &p, &["up", "-d"], &[]);
     assert_eq!(up.code, Some(0), "{up}");
-    let (name, keys, net, vol) = snapshot(&env);
+    let (name, keys, stable, objects, net, vol) = snapshot(&env);
     assert_eq!(name, format!("{}-app-1", p.name));
     assert_eq!(keys, v1_keys);
+    assert_eq!(stable, v1_stable);
+    assert_eq!(objects, v1_objects);
     assert_eq!(net, v1_net);
     assert_eq!(vol, v1_vol);
 }
