@@ -12,6 +12,7 @@
 
 mod common;
 mod compose;
+mod compose_commands;
 mod compose_v1;
 mod corral_cli;
 mod distribution;

@@ -5,16 +5,18 @@
 //! project.
 
 mod logs;
+mod manage;
 mod oneoff;
 mod ops;
 mod plan;
 mod up;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use corral_compose::{labels, load, FsSource, LoadOptions, Project};
+use corral_compose::{labels, load, FsSource, LoadOptions, Project, Source};
 use serde_json::Value;
 
 use super::client::Ctx;
@@ -23,7 +25,7 @@ use super::container::enc;
 /// `corral compose` global flags.
 #[derive(Args, Debug)]
 pub(crate) struct ComposeArgs {
-    /// Compose configuration files (repeatable; merged in order).
+    /// Compose configuration files (repeatable; merged in order; `-` reads standard input).
     #[arg(short = 'f', long = "file")]
     file: Vec<PathBuf>,
     /// Project name.
@@ -73,6 +75,60 @@ pub(crate) enum ComposeCommand {
     Events(ops::EventsArgs),
     /// Set the number of containers of services (`svc=N`).
     Scale(ops::ScaleArgs),
+    /// Create the services' containers without starting them.
+    Create(CreateArgs),
+    /// Remove stopped service containers.
+    Rm(manage::RmArgs),
+    /// Force stop service containers (send a signal).
+    Kill(manage::KillArgs),
+    /// Pause services.
+    Pause(ops::Services),
+    /// Unpause services.
+    Unpause(ops::Services),
+    /// Print the public port for a port binding.
+    Port(manage::PortArgs),
+    /// List the images used by the created containers.
+    Images(manage::ImagesArgs),
+    /// List the projects that have containers.
+    Ls(manage::LsArgs),
+}
+
+/// `create` flags.
+#[derive(Args, Debug)]
+pub(crate) struct CreateArgs {
+    /// Recreate containers even if their configuration has not changed.
+    #[arg(long = "force-recreate", conflicts_with = "no_recreate")]
+    force_recreate: bool,
+    /// Never recreate existing containers.
+    #[arg(long = "no-recreate")]
+    no_recreate: bool,
+    /// Remove containers of services not defined in the project.
+    #[arg(long = "remove-orphans")]
+    remove_orphans: bool,
+    /// Scale SERVICE to NUM instances (`svc=N`, repeatable).
+    #[arg(long = "scale")]
+    scale: Vec<String>,
+    /// Services to create (default: all).
+    services: Vec<String>,
+}
+
+/// The files of the filesystem, and `-` read once from standard input.
+struct StdinSource {
+    path: PathBuf,
+    text: String,
+}
+
+impl Source for StdinSource {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        if path == self.path {
+            return Ok(self.text.clone());
+        }
+        FsSource.read(path)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path == self.path || FsSource.exists(path)
+    }
 }
 
 /// `config` flags.
@@ -108,7 +164,26 @@ impl ComposeArgs {
             environment: std::env::vars().collect(),
             enabled_services: services.to_vec(),
         };
-        let loaded = load(&opts, &FsSource)?;
+        let loaded = if self.file.iter().any(|f| f.as_os_str() == "-") {
+            // `-f -`: the file comes from standard input; the project directory is
+            // the current one (or --project-directory), as compose v2 has it.
+            // Bounded: one byte more than the loader accepts, so it reports the size.
+            const STDIN_LIMIT: u64 = (8 << 20) + 1;
+            let mut text = String::new();
+            std::io::stdin()
+                .take(STDIN_LIMIT)
+                .read_to_string(&mut text)
+                .map_err(|e| {
+                    anyhow::anyhow!("reading the compose file from standard input: {e}")
+                })?;
+            let src = StdinSource {
+                path: opts.working_dir.join("-"),
+                text,
+            };
+            load(&opts, &src)?
+        } else {
+            load(&opts, &FsSource)?
+        };
         for w in &loaded.warnings {
             eprintln!("WARN[0000] {w}");
         }
@@ -235,6 +310,51 @@ pub(crate) async fn compose(host: &str, a: ComposeArgs) -> anyhow::Result<()> {
             let ctx = Ctx::connect(host).await?;
             let u = up::UpArgs::for_scale(scales, s.no_deps);
             up::up(&ctx, &l.project, &u).await
+        }
+        ComposeCommand::Create(c) => {
+            let l = a.load(&c.services)?;
+            let ctx = Ctx::connect(host).await?;
+            let u = up::UpArgs {
+                detach: true,
+                no_start: true,
+                force_recreate: c.force_recreate,
+                no_recreate: c.no_recreate,
+                remove_orphans: c.remove_orphans,
+                scale: c.scale.clone(),
+                services: c.services.clone(),
+                ..up::UpArgs::default()
+            };
+            up::up(&ctx, &l.project, &u).await
+        }
+        ComposeCommand::Rm(r) => {
+            let l = a.load(&r.services)?;
+            let ctx = Ctx::connect(host).await?;
+            manage::rm(&ctx, &l.project, r).await
+        }
+        ComposeCommand::Kill(k) => {
+            let l = a.load(&k.services)?;
+            let ctx = Ctx::connect(host).await?;
+            manage::kill(&ctx, &l.project, k).await
+        }
+        ComposeCommand::Pause(s) | ComposeCommand::Unpause(s) => {
+            let resume = matches!(a.command, ComposeCommand::Unpause(_));
+            let l = a.load(&s.services)?;
+            let ctx = Ctx::connect(host).await?;
+            manage::pause(&ctx, &l.project, &s.services, resume).await
+        }
+        ComposeCommand::Port(pa) => {
+            let l = a.load(std::slice::from_ref(&pa.service))?;
+            let ctx = Ctx::connect(host).await?;
+            manage::port(&ctx, &l.project, pa).await
+        }
+        ComposeCommand::Images(i) => {
+            let l = a.load(&i.services)?;
+            let ctx = Ctx::connect(host).await?;
+            manage::images(&ctx, &l.project, i).await
+        }
+        ComposeCommand::Ls(ls) => {
+            let ctx = Ctx::connect(host).await?;
+            manage::ls(&ctx, ls).await
         }
     }
 }

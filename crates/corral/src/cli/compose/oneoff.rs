@@ -120,6 +120,7 @@ pub(crate) async fn run(ctx: &Ctx, p: &Project, a: &RunArgs) -> anyhow::Result<(
         .services
         .get(&a.service)
         .ok_or_else(|| anyhow::anyhow!("no such service: {}", a.service))?;
+    up::check_images(p, std::slice::from_ref(&a.service))?;
     if !a.no_deps && !svc.depends_on.is_empty() {
         let deps: Vec<String> = svc
             .depends_on

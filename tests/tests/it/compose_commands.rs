@@ -1,0 +1,210 @@
+//! `corral compose` commands on an existing project (`create`, `rm`, `kill`, `pause`,
+//! `unpause`, `port`, `images`, `ls`), published port ranges reached from the host,
+//! a file on standard input, and `build:` (Corral has no `docker build`).
+//!
+//! Like compose.rs these run against the reference dockerd too
+//! (`CORRAL_TEST_SUBJECT=docker`): `corral compose` is a client of the Docker API.
+
+use std::time::Duration;
+
+use corral_testkit::{corral_bin, http_get_tcp, poll_until, run_with_timeout, BusyboxImage};
+
+use crate::common::{assert_contains, Env};
+use crate::compose::{compose, project_objects, Down, ProjectDir};
+
+/// Two consecutive free TCP ports on the host.
+fn free_port_pair() -> u16 {
+    for _ in 0..50 {
+        let a = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+        let port = a.local_addr().expect("addr").port();
+        if port < u16::MAX && std::net::TcpListener::bind(("0.0.0.0", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two consecutive free ports");
+}
+
+fn state(env: &Env, container: &str) -> String {
+    env.inspect("{{.State.Status}}", container)
+}
+
+/// `create` makes containers without starting them; `port` names the host side of a
+/// published range, which the host reaches; `pause`/`unpause`, `images`, `ls`, `kill`
+/// act on the project's containers; `rm` removes stopped ones only unless `-s`.
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn compose_create_port_range_pause_kill_rm_images_ls() {
+    let env = Env::new();
+    let image = env.pull(BusyboxImage::new().applet("httpd"), "compose-httpd:latest");
+    let low = free_port_pair();
+    let text = format!(
+        r#"
+services:
+  web:
+    image: {image}
+    command: ["sh", "-c", "mkdir -p /a /b && echo eighty > /a/index.html && echo eighty-one > /b/index.html && httpd -p 81 -h /b && exec httpd -f -p 80 -h /a"]
+    init: true
+    ports: ["{low}-{high}:80-81"]
+  worker:
+    image: {image}
+    command: ["sleep", "1000"]
+    init: true
+"#,
+        high = low + 1
+    );
+    let p = ProjectDir::new(&text);
+    let _down = Down { env: &env, p: &p };
+    let web = format!("{}-web-1", p.name);
+    let worker = format!("{}-worker-1", p.name);
+
+    let create = compose(&env, &p, &["create"], &[]);
+    assert_eq!(create.code, Some(0), "{create}");
+    assert_eq!(state(&env, &web), "created");
+    assert_eq!(state(&env, &worker), "created");
+    let start = compose(&env, &p, &["start"], &[]);
+    assert_eq!(start.code, Some(0), "{start}");
+    assert_eq!(state(&env, &web), "running");
+
+    // The range is published port by port; `port` prints the host side.
+    for (private, public, body) in [("80", low, "eighty\n"), ("81", low + 1, "eighty-one\n")] {
+        let out = compose(&env, &p, &["port", "web", private], &[]);
+        assert_eq!(out.code, Some(0), "{out}");
+        assert_eq!(out.stdout, format!("0.0.0.0:{public}\n"));
+        let addr = format!("127.0.0.1:{public}");
+        let mut got = None;
+        let ok = poll_until(Duration::from_secs(20), || {
+            got = http_get_tcp(&addr, "/index.html").ok();
+            got.as_ref()
+                .is_some_and(|(status, b)| *status == 200 && b == body)
+        });
+        assert!(ok, "GET {addr}: {got:?}");
+    }
+    let none = compose(&env, &p, &["port", "worker", "80"], &[]);
+    assert_eq!(none.code, Some(1), "{none}");
+
+    let pause = compose(&env, &p, &["pause", "worker"], &[]);
+    assert_eq!(pause.code, Some(0), "{pause}");
+    assert_contains(&pause.stderr, &format!("{worker}  Paused"));
+    assert_eq!(state(&env, &worker), "paused");
+    let unpause = compose(&env, &p, &["unpause"], &[]);
+    assert_eq!(unpause.code, Some(0), "{unpause}");
+    assert_eq!(state(&env, &worker), "running");
+
+    let images = compose(&env, &p, &["images"], &[]);
+    assert_eq!(images.code, Some(0), "{images}");
+    let (repo, _) = image.rsplit_once(':').expect("tagged reference");
+    for c in [&web, &worker] {
+        let line = images
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(c.as_str()))
+            .unwrap_or_else(|| panic!("{c} not in {images}"));
+        assert_contains(line, repo);
+        assert_contains(line, "latest");
+    }
+
+    let ls = compose(&env, &p, &["ls"], &[]);
+    assert_eq!(ls.code, Some(0), "{ls}");
+    let row = ls
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{} ", p.name)))
+        .unwrap_or_else(|| panic!("{} not in {ls}", p.name));
+    assert_contains(row, "running(2)");
+    assert_contains(row, "compose.yaml");
+
+    let kill = compose(&env, &p, &["kill", "worker"], &[]);
+    assert_eq!(kill.code, Some(0), "{kill}");
+    assert_contains(&kill.stderr, &format!("{worker}  Killed"));
+    let exited = poll_until(Duration::from_secs(20), || state(&env, &worker) == "exited");
+    assert!(exited, "worker is {}", state(&env, &worker));
+    assert_eq!(env.inspect("{{.State.ExitCode}}", &worker), "137");
+    let ls = compose(&env, &p, &["ls", "-a"], &[]);
+    assert_contains(&ls.stdout, "exited(1), running(1)");
+
+    // rm removes the stopped container only; -s stops the others first.
+    let rm = compose(&env, &p, &["rm", "-f"], &[]);
+    assert_eq!(rm.code, Some(0), "{rm}");
+    let left = project_objects(&env, "container", &p.name, "{{.Names}}");
+    assert_eq!(left, vec![web.clone()]);
+    let rm = compose(&env, &p, &["rm", "-f", "-s", "-v"], &[]);
+    assert_eq!(rm.code, Some(0), "{rm}");
+    assert!(project_objects(&env, "container", &p.name, "{{.Names}}").is_empty());
+    let nothing = compose(&env, &p, &["rm", "-f"], &[]);
+    assert_eq!(nothing.code, Some(0), "{nothing}");
+    assert_contains(&nothing.stderr, "No stopped containers");
+}
+
+/// A service with `build:` and no `image:` cannot come up (Corral has no `docker
+/// build`): a clear error naming the service and nothing created. With an `image:`
+/// too, that image is used, with a warning.
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn compose_build_is_refused_without_image_and_warned_with_one() {
+    let env = Env::new();
+    let only_build = "services:\n  db:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n  app:\n    build: .\n    command: [sleep, '1000']\n    networks: [front]\nnetworks:\n  front:\nvolumes:\n  data:\n";
+    let p = ProjectDir::new(only_build);
+    let _down = Down { env: &env, p: &p };
+    let up = compose(&env, &p, &["up", "-d"], &[]);
+    assert_eq!(up.code, Some(1), "{up}");
+    assert_contains(
+        &up.stderr,
+        "service \"app\" has a build section and no image: building images is not supported",
+    );
+    assert!(project_objects(&env, "container", &p.name, "{{.Names}}").is_empty());
+    assert!(project_objects(&env, "network", &p.name, "{{.Name}}").is_empty());
+    let run = compose(&env, &p, &["run", "--rm", "-T", "app", "true"], &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert_contains(
+        &run.stderr,
+        "service \"app\" has a build section and no image",
+    );
+    // The services without build still come up on their own.
+    let db = compose(&env, &p, &["up", "-d", "db"], &[]);
+    assert_eq!(db.code, Some(0), "{db}");
+
+    std::fs::write(
+        p.path().join("compose.yaml"),
+        "services:\n  app:\n    build: .\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n",
+    )
+    .expect("rewrite");
+    let up = compose(&env, &p, &["up", "-d", "--remove-orphans"], &[]);
+    assert_eq!(up.code, Some(0), "{up}");
+    assert_contains(
+        &up.stderr,
+        "service \"app\" has a build section, but building images is not supported by Corral: using image",
+    );
+    let app = format!("{}-app-1", p.name);
+    assert_eq!(state(&env, &app), "running");
+}
+
+/// `-f -` reads the file from standard input; the project directory is the current one.
+#[test]
+fn compose_file_from_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(".env"), "TAG=from-dotenv\n").expect("write .env");
+    let mut cmd = std::process::Command::new(corral_bin().expect("corral binary"));
+    cmd.current_dir(dir.path())
+        .env_remove("COMPOSE_FILE")
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .env_remove("COMPOSE_PROFILES")
+        .env_remove("TAG")
+        .args(["compose", "-f", "-", "-p", "stdin", "config"]);
+    let text = b"services:\n  b:\n    image: busybox:${TAG}\n    depends_on: [a]\n  a:\n    image: busybox\n";
+    let out = run_with_timeout(cmd, Some(text), Duration::from_secs(60)).expect("corral runs");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_contains(&out.stdout, "image: busybox:from-dotenv");
+    assert_contains(&out.stdout, "name: stdin");
+
+    let mut cmd = std::process::Command::new(corral_bin().expect("corral binary"));
+    cmd.current_dir(dir.path())
+        .args(["compose", "-f", "-", "-p", "stdin", "config"]);
+    let out = run_with_timeout(
+        cmd,
+        Some(b"services:\n  a:\n    imag: x\n"),
+        Duration::from_secs(60),
+    )
+    .expect("corral runs");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_contains(&out.stderr, "imag");
+}
