@@ -1,6 +1,7 @@
 //! `corral compose` commands on an existing project (`create`, `rm`, `kill`, `pause`,
 //! `unpause`, `port`, `images`, `ls`), published port ranges reached from the host,
-//! a file on standard input, and `build:` (Corral has no `docker build`).
+//! a file on standard input, `build:` (Corral has no `docker build`), and an attached
+//! `up` and `logs -f` in a real terminal (tmux), ended with Ctrl-C.
 //!
 //! Like compose.rs these run against the reference dockerd too
 //! (`CORRAL_TEST_SUBJECT=docker`): `corral compose` is a client of the Docker API.
@@ -11,6 +12,7 @@ use corral_testkit::{corral_bin, http_get_tcp, poll_until, run_with_timeout, Bus
 
 use crate::common::{assert_contains, Env};
 use crate::compose::{compose, project_objects, Down, ProjectDir};
+use crate::interactive::Tmux;
 
 /// Two consecutive free TCP ports on the host.
 fn free_port_pair() -> u16 {
@@ -207,4 +209,86 @@ fn compose_file_from_stdin() {
     .expect("corral runs");
     assert_eq!(out.code, Some(1), "{out}");
     assert_contains(&out.stderr, "imag");
+}
+
+/// Starts `corral compose -p NAME ARGS` for project `p` in a fresh tmux window; the
+/// shell around it (which outlives a Ctrl-C: its trap handler is reset for the
+/// client) prints `EXIT=<code>` when it ends.
+fn compose_in_tmux(env: &Env, p: &ProjectDir, args: &str) -> Tmux {
+    let tmux = Tmux::new();
+    let script = format!(
+        "trap : INT; cd {dir} && IMAGE={image} {bin} -H {host} compose -p {name} {args}; echo EXIT=$?; sleep 600",
+        dir = p.path().display(),
+        image = env.image,
+        bin = corral_bin().expect("corral binary").display(),
+        host = env.subject.docker_host(),
+        name = p.name,
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    tmux.run(&["set-option", "-t", "t", "status", "off"]);
+    tmux.run(&["set-option", "-t", "t", "remain-on-exit", "on"]);
+    tmux
+}
+
+/// The highest `tick N` on the screen.
+fn last_tick(screen: &str) -> u32 {
+    screen
+        .lines()
+        .filter_map(|l| {
+            l.rsplit_once("tick ")
+                .and_then(|(_, n)| n.trim().parse().ok())
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// An attached `up` in a terminal streams the prefixed output until Ctrl-C, which
+/// stops (and keeps) the containers; `logs -f` follows new output until Ctrl-C.
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn compose_attached_up_and_logs_follow_end_with_ctrl_c() {
+    let env = Env::new();
+    let text = "services:\n  ticker:\n    image: ${IMAGE}\n    init: true\n    command: [sh, -c, 'i=0; while true; do i=$$((i+1)); echo tick $$i; sleep 1; done']\n";
+    let p = ProjectDir::new(text);
+    let _down = Down { env: &env, p: &p };
+    let ticker = format!("{}-ticker-1", p.name);
+
+    let tmux = compose_in_tmux(&env, &p, "up");
+    tmux.wait_for(&format!("Attaching to {ticker}"));
+    tmux.wait_for(&format!("{ticker} | tick 2"));
+    tmux.send(&["C-c"]);
+    tmux.wait_for("Gracefully stopping");
+    let screen = tmux.wait_for("EXIT=");
+    assert_contains(&screen, &format!("{ticker}  Stopped"));
+    let stopped = poll_until(Duration::from_secs(20), || state(&env, &ticker) == "exited");
+    assert!(stopped, "{ticker} is {}", state(&env, &ticker));
+    drop(tmux);
+
+    let start = compose(&env, &p, &["start"], &[]);
+    assert_eq!(start.code, Some(0), "{start}");
+    let tmux = compose_in_tmux(&env, &p, "logs -f --tail 1");
+    let first = last_tick(&tmux.wait_for("| tick"));
+    // New lines keep coming while it follows.
+    let mut screen = String::new();
+    let grew = poll_until(Duration::from_secs(20), || {
+        screen = tmux.screen();
+        last_tick(&screen) >= first + 2
+    });
+    assert!(grew, "logs -f did not follow:\n{screen}");
+    tmux.send(&["C-c"]);
+    tmux.wait_for("EXIT=");
+    // Ctrl-C ends the client only: the container keeps running.
+    assert_eq!(state(&env, &ticker), "running");
 }

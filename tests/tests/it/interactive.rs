@@ -10,12 +10,12 @@ use corral_testkit::{poll_until, run_with_timeout, DOCKER20_CLI, DOCKER_CLI};
 use crate::common::Env;
 
 /// A tmux server on a private socket, killed on drop.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
 }
 
 impl Tmux {
-    fn new() -> Tmux {
+    pub(crate) fn new() -> Tmux {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         Tmux {
             socket: format!(
@@ -26,7 +26,7 @@ impl Tmux {
         }
     }
 
-    fn run(&self, args: &[&str]) -> String {
+    pub(crate) fn run(&self, args: &[&str]) -> String {
         let mut cmd = Command::new("tmux");
         cmd.args(["-L", &self.socket]).args(args);
         let out = run_with_timeout(cmd, None, Duration::from_secs(20)).expect("run tmux");
@@ -34,18 +34,18 @@ impl Tmux {
         out.stdout
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         self.run(&["capture-pane", "-p", "-t", "t"])
     }
 
-    fn send(&self, keys: &[&str]) {
+    pub(crate) fn send(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "t"];
         args.extend_from_slice(keys);
         self.run(&args);
     }
 
     /// Waits until the screen contains `needle`; returns the screen.
-    fn wait_for(&self, needle: &str) -> String {
+    pub(crate) fn wait_for(&self, needle: &str) -> String {
         let mut screen = String::new();
         let found = poll_until(Duration::from_secs(30), || {
             screen = self.screen();
