@@ -292,3 +292,48 @@ fn compose_attached_up_and_logs_follow_end_with_ctrl_c() {
     // Ctrl-C ends the client only: the container keeps running.
     assert_eq!(state(&env, &ticker), "running");
 }
+
+/// `cp` copies to and from a service's container; `wait` blocks until a service's
+/// container stops and prints its exit code.
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn compose_cp_and_wait() {
+    let env = Env::new();
+    let text = "services:\n  app:\n    image: ${IMAGE}\n    command: [sleep, '1000']\n    init: true\n  job:\n    image: ${IMAGE}\n    command: [sh, -c, 'sleep 2; exit 3']\n";
+    let p = ProjectDir::new(text);
+    let _down = Down { env: &env, p: &p };
+    let up = compose(&env, &p, &["up", "-d"], &[]);
+    assert_eq!(up.code, Some(0), "{up}");
+
+    std::fs::write(p.path().join("hello.txt"), "hello from the host\n").expect("write");
+    let to = compose(&env, &p, &["cp", "hello.txt", "app:/tmp/hello.txt"], &[]);
+    assert_eq!(to.code, Some(0), "{to}");
+    let cat = compose(
+        &env,
+        &p,
+        &["exec", "-T", "app", "cat", "/tmp/hello.txt"],
+        &[],
+    );
+    assert_eq!(cat.stdout, "hello from the host\n", "{cat}");
+    // (A file of the container's own filesystem: Corral's archive endpoint does not
+    // see bind-mounted files such as /etc/hostname yet.)
+    let mark = compose(
+        &env,
+        &p,
+        &["exec", "-T", "app", "sh", "-c", "hostname > /tmp/name"],
+        &[],
+    );
+    assert_eq!(mark.code, Some(0), "{mark}");
+    let from = compose(&env, &p, &["cp", "app:/tmp/name", "./hostname.out"], &[]);
+    assert_eq!(from.code, Some(0), "{from}");
+    let hostname = env.inspect("{{.Config.Hostname}}", &format!("{}-app-1", p.name));
+    let got = std::fs::read_to_string(p.path().join("hostname.out")).expect("copied file");
+    assert_eq!(got.trim(), hostname);
+    let bad = compose(&env, &p, &["cp", "hello.txt", "nosuch:/tmp"], &[]);
+    assert_eq!(bad.code, Some(1), "{bad}");
+    assert_contains(&bad.stderr, "no such service: nosuch");
+
+    let wait = compose(&env, &p, &["wait", "job"], &[]);
+    assert_eq!(wait.code, Some(0), "{wait}");
+    assert_eq!(wait.stdout, "3\n");
+}

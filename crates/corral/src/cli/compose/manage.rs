@@ -1,4 +1,4 @@
-//! `compose rm`, `kill`, `pause`/`unpause`, `port`, `images` and `ls`: commands on
+//! `compose rm`, `kill`, `pause`/`unpause`, `port`, `images`, `ls`, `wait` and `cp`: commands on
 //! the project's existing containers, found by compose's labels as the others are.
 
 use std::collections::BTreeMap;
@@ -6,12 +6,14 @@ use std::io::{BufRead, Write};
 
 use clap::Args;
 use corral_compose::{labels, Project};
+use futures::StreamExt;
 use serde_json::Value;
 
 use super::up::is_status;
 use super::{list_containers, progress, selected, Existing};
 use crate::cli::client::Ctx;
 use crate::cli::container::enc;
+use crate::cli::cp::{self, split_arg, Endpoint};
 use crate::cli::format;
 use crate::cli::image::split_ref;
 use crate::cli::units;
@@ -79,6 +81,54 @@ pub(crate) struct LsArgs {
     /// Format the output: table or json.
     #[arg(long, default_value = "table")]
     format: String,
+}
+
+/// `wait` arguments.
+#[derive(Args, Debug)]
+pub(crate) struct WaitArgs {
+    /// Drops the project when the first container stops.
+    #[arg(long = "down-project")]
+    pub(crate) down_project: bool,
+    /// Services.
+    #[arg(required = true)]
+    pub(crate) services: Vec<String>,
+}
+
+/// `cp` arguments.
+#[derive(Args, Debug)]
+pub(crate) struct CpArgs {
+    /// Index of the container if the service has several replicas.
+    #[arg(long)]
+    index: Option<u32>,
+    /// Copy to all the containers of the service.
+    #[arg(long)]
+    all: bool,
+    /// Archive mode (copy all uid/gid information).
+    #[arg(short = 'a', long)]
+    archive: bool,
+    /// Always follow symbol link in SRC_PATH.
+    #[arg(short = 'L', long = "follow-link")]
+    follow_link: bool,
+    /// SERVICE:SRC_PATH or a local path.
+    src: String,
+    /// SERVICE:DEST_PATH or a local path.
+    dst: String,
+}
+
+impl CpArgs {
+    /// The service named by the container side of the copy.
+    pub(crate) fn service(&self) -> anyhow::Result<String> {
+        match (split_arg(&self.src), split_arg(&self.dst)) {
+            (Endpoint::Container(s, _), Endpoint::Local(_))
+            | (Endpoint::Local(_), Endpoint::Container(s, _)) => Ok(s),
+            (Endpoint::Container(..), Endpoint::Container(..)) => {
+                anyhow::bail!("copying between services is not supported")
+            }
+            (Endpoint::Local(_), Endpoint::Local(_)) => {
+                anyhow::bail!("must specify at least one service: SERVICE:PATH")
+            }
+        }
+    }
 }
 
 /// The project's service containers (not one-offs) of `services`, in their order.
@@ -361,6 +411,75 @@ pub(crate) async fn ls(ctx: &Ctx, a: &LsArgs) -> anyhow::Result<()> {
             print!("{}", format::tabwrite(&lines));
         }
         other => anyhow::bail!("format value {other:?} could not be parsed: use table or json"),
+    }
+    Ok(())
+}
+
+/// `compose wait`: blocks until the services' containers stop and prints the exit
+/// code of the first to stop; `--down-project` takes the project down then.
+pub(crate) async fn wait(ctx: &Ctx, p: &Project, a: &WaitArgs) -> anyhow::Result<()> {
+    let services = selected(p, &a.services)?;
+    let list = list_containers(ctx, &p.name, true).await?;
+    let mine = service_containers(&list, &services);
+    if mine.is_empty() {
+        anyhow::bail!("no containers for project \"{}\"", p.name);
+    }
+    let mut waits: futures::stream::FuturesUnordered<_> = mine
+        .iter()
+        .map(|c| async move {
+            let body = ctx
+                .raw
+                .call("POST", &format!("/containers/{}/wait", c.id), &[], None)
+                .await?;
+            let v: Value = serde_json::from_slice(&body)?;
+            anyhow::Ok(v["StatusCode"].as_i64().unwrap_or(-1))
+        })
+        .collect();
+    let first = waits.next().await.transpose()?.unwrap_or(0);
+    if !a.down_project {
+        while let Some(r) = waits.next().await {
+            r?;
+        }
+    }
+    drop(waits);
+    println!("{first}");
+    Ok(())
+}
+
+/// `compose cp`: `docker cp` with a service (and replica) in place of a container.
+pub(crate) async fn cp(ctx: &Ctx, p: &Project, a: &CpArgs) -> anyhow::Result<()> {
+    let service = a.service()?;
+    selected(p, std::slice::from_ref(&service))?;
+    let list = list_containers(ctx, &p.name, true).await?;
+    let to_container = matches!(split_arg(&a.dst), Endpoint::Container(..));
+    let targets: Vec<&Existing> = list
+        .iter()
+        .filter(|c| !c.oneoff && c.service == service)
+        .filter(|c| match a.index {
+            Some(i) => c.number == i,
+            None => (a.all && to_container) || c.number == 1,
+        })
+        .collect();
+    if targets.is_empty() {
+        anyhow::bail!(
+            "service \"{service}\" has no container{}",
+            a.index.map(|i| format!(" #{i}")).unwrap_or_default()
+        );
+    }
+    let swap = |arg: &str, id: &str| match split_arg(arg) {
+        Endpoint::Container(_, path) => format!("{id}:{path}"),
+        Endpoint::Local(l) => l,
+    };
+    for c in targets {
+        let args = cp::CpArgs {
+            archive: a.archive,
+            follow_link: a.follow_link,
+            quiet: true,
+            src: swap(&a.src, &c.id),
+            dst: swap(&a.dst, &c.id),
+        };
+        cp::cp(ctx, args).await?;
+        progress("Container", &c.name, "Copied");
     }
     Ok(())
 }

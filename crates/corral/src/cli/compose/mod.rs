@@ -91,6 +91,10 @@ pub(crate) enum ComposeCommand {
     Images(manage::ImagesArgs),
     /// List the projects that have containers.
     Ls(manage::LsArgs),
+    /// Block until the services' containers stop.
+    Wait(manage::WaitArgs),
+    /// Copy files between a service container and the local filesystem.
+    Cp(manage::CpArgs),
 }
 
 /// `create` flags.
@@ -351,6 +355,21 @@ pub(crate) async fn compose(host: &str, a: ComposeArgs) -> anyhow::Result<()> {
             let l = a.load(&i.services)?;
             let ctx = Ctx::connect(host).await?;
             manage::images(&ctx, &l.project, i).await
+        }
+        ComposeCommand::Wait(w) => {
+            let l = a.load(&w.services)?;
+            let ctx = Ctx::connect(host).await?;
+            manage::wait(&ctx, &l.project, w).await?;
+            if w.down_project {
+                ops::down(&ctx, Ok(l), &ops::DownArgs::default()).await?;
+            }
+            Ok(())
+        }
+        ComposeCommand::Cp(c) => {
+            let service = c.service()?;
+            let l = a.load(std::slice::from_ref(&service))?;
+            let ctx = Ctx::connect(host).await?;
+            manage::cp(&ctx, &l.project, c).await
         }
         ComposeCommand::Ls(ls) => {
             let ctx = Ctx::connect(host).await?;

@@ -33,7 +33,7 @@ pub(crate) struct StopArgs {
 }
 
 /// `down` flags.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Default)]
 pub(crate) struct DownArgs {
     /// Remove named volumes declared in the volumes section and anonymous volumes.
     #[arg(short = 'v', long = "volumes")]
