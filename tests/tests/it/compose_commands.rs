@@ -291,6 +291,23 @@ fn compose_attached_up_and_logs_follow_end_with_ctrl_c() {
     tmux.wait_for("EXIT=");
     // Ctrl-C ends the client only: the container keeps running.
     assert_eq!(state(&env, &ticker), "running");
+    drop(tmux);
+
+    // A second Ctrl-C kills a container that ignores SIGTERM (sh as PID 1) instead
+    // of waiting out its grace period.
+    let stubborn = "services:\n  stubborn:\n    image: ${IMAGE}\n    stop_grace_period: 60s\n    command: [sh, -c, 'echo up; while true; do sleep 1; done']\n";
+    std::fs::write(p.path().join("compose.yaml"), stubborn).expect("rewrite");
+    let name = format!("{}-stubborn-1", p.name);
+    let tmux = compose_in_tmux(&env, &p, "up --remove-orphans");
+    tmux.wait_for(&format!("{name} | up"));
+    tmux.send(&["C-c"]);
+    tmux.wait_for("Gracefully stopping");
+    std::thread::sleep(Duration::from_millis(500));
+    tmux.send(&["C-c"]);
+    let screen = tmux.wait_for("EXIT=");
+    assert_contains(&screen, &format!("{name}  Killed"));
+    let killed = poll_until(Duration::from_secs(20), || state(&env, &name) == "exited");
+    assert!(killed, "{name} is {}", state(&env, &name));
 }
 
 /// `cp` copies to and from a service's container; `wait` blocks until a service's

@@ -218,9 +218,21 @@ pub(crate) async fn attach_until_exit(
         _ = tokio::signal::ctrl_c() => {
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             let t = timeout.map(|t| format!("?t={t}")).unwrap_or_default();
-            for c in mine.iter().rev() {
-                let _ = ctx.raw.call("POST", &format!("/containers/{}/stop{t}", c.id), &[], None).await;
-                super::progress("Container", &c.name, "Stopped");
+            let graceful = async {
+                for c in mine.iter().rev() {
+                    let _ = ctx.raw.call("POST", &format!("/containers/{}/stop{t}", c.id), &[], None).await;
+                    super::progress("Container", &c.name, "Stopped");
+                }
+            };
+            tokio::select! {
+                () = graceful => {}
+                // A second Ctrl-C kills what is still running, as compose does.
+                _ = tokio::signal::ctrl_c() => {
+                    for c in &mine {
+                        let _ = ctx.raw.call("POST", &format!("/containers/{}/kill", c.id), &[], None).await;
+                        super::progress("Container", &c.name, "Killed");
+                    }
+                }
             }
             Ok(())
         }
