@@ -17,7 +17,7 @@ use corral_runtime::spec::{
 };
 use serde_json::Value;
 
-use super::{Entry, LocalEngine, RuntimeConfig};
+use super::{blocking, Entry, LocalEngine, RuntimeConfig};
 use crate::api::{Created, ExitStatus, WaitCondition, WaitFuture};
 use crate::error::{io, Error, Result};
 
@@ -262,15 +262,19 @@ impl LocalEngine {
             volume_mounts,
         };
         let dir = self.container_dir(&id);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
+        let (this, id2, dir2) = (self.clone(), id.clone(), dir.clone());
+        let prepared = blocking(move || {
+            std::fs::create_dir_all(&dir2).map_err(io(format!("creating {}", dir2.display())))?;
+            if let Err(e) = this.inner.snapshots.prepare(id2.as_str(), &diff_ids) {
+                let _ = std::fs::remove_dir_all(&dir2);
+                return Err(e.into());
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = prepared {
             self.drop_anonymous(&rec.volume_mounts).await;
-            return Err(io(format!("creating {}", dir.display()))(e));
-        }
-        let snaps = &self.inner.snapshots;
-        if let Err(e) = snaps.prepare(id.as_str(), &diff_ids) {
-            let _ = std::fs::remove_dir_all(&dir);
-            self.drop_anonymous(&rec.volume_mounts).await;
-            return Err(e.into());
+            return Err(e);
         }
         let store = self.inner.store.clone();
         let rec2 = rec.clone();
@@ -278,8 +282,13 @@ impl LocalEngine {
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         if let Err(e) = inserted {
-            let _ = snaps.remove(id.as_str());
-            let _ = std::fs::remove_dir_all(&dir);
+            let (this, id2) = (self.clone(), id.clone());
+            let _ = blocking(move || {
+                let _ = this.inner.snapshots.remove(id2.as_str());
+                let _ = std::fs::remove_dir_all(&dir);
+                Ok(())
+            })
+            .await;
             self.drop_anonymous(&rec.volume_mounts).await;
             return Err(match e {
                 corral_store::Error::Conflict(_) => name_conflict(name.as_str(), &id),
@@ -562,7 +571,6 @@ impl LocalEngine {
         let state_dir = match bundle {
             Ok(d) => d,
             Err(e) => {
-                let _ = self.inner.snapshots.unmount(rec.id.as_str());
                 self.record_start_failure(&entry, &e.to_string(), 128).await;
                 return Err(e);
             }
@@ -598,7 +606,6 @@ impl LocalEngine {
                     } => (message.clone(), *exit_code),
                     other => (other.to_string(), 128),
                 };
-                let _ = self.inner.snapshots.unmount(rec.id.as_str());
                 self.record_start_failure(&entry, &msg, code).await;
                 return Err(Error::StartFailed(msg));
             }
@@ -655,13 +662,20 @@ impl LocalEngine {
         Ok((size, files))
     }
 
+    /// Unmounts a container's rootfs on the blocking pool (an unmount can hang on a busy
+    /// or remote filesystem).
+    pub(crate) async fn unmount_rootfs(&self, id: &ContainerId) -> Result<()> {
+        let (this, id) = (self.clone(), id.clone());
+        blocking(move || Ok(this.inner.snapshots.unmount(id.as_str())?)).await
+    }
+
     async fn record_start_failure(&self, entry: &Arc<Entry>, msg: &str, code: i32) {
         // Attach sessions waiting for this start end now.
         entry.pending_attach.lock().clear();
         let id = entry.record.lock().id.clone();
         self.disconnect_network(&id).await;
         // Every failed start leaves the rootfs unmounted, whichever step failed.
-        if let Err(e) = self.inner.snapshots.unmount(id.as_str()) {
+        if let Err(e) = self.unmount_rootfs(&id).await {
             tracing::debug!(container = %id, error = %e, "unmounting after a failed start");
         }
         let res = self
@@ -714,7 +728,7 @@ impl LocalEngine {
         *entry.shim.lock() = None;
         let id = entry.record.lock().id.clone();
         self.health_stop(&id);
-        if let Err(e) = self.inner.snapshots.unmount(id.as_str()) {
+        if let Err(e) = self.unmount_rootfs(&id).await {
             tracing::warn!(container = %id, error = %e, "unmounting rootfs");
         }
         self.unmount_volumes(&entry.snapshot());
@@ -1011,12 +1025,17 @@ impl LocalEngine {
             .map_err(|e| Error::Internal(e.to_string()))??;
         self.inner.containers.write().remove(&rec.id);
         self.disconnect_network(&rec.id).await;
-        let _ = self.inner.snapshots.unmount(rec.id.as_str());
-        if let Err(e) = self.inner.snapshots.remove(rec.id.as_str()) {
-            tracing::warn!(container = %rec.id, error = %e, "removing rootfs");
-        }
-        let _ = std::fs::remove_dir_all(self.container_dir(&rec.id));
-        let _ = std::fs::remove_dir_all(self.state_dir(&rec.id));
+        let (this, id) = (self.clone(), rec.id.clone());
+        let _ = blocking(move || {
+            let _ = this.inner.snapshots.unmount(id.as_str());
+            if let Err(e) = this.inner.snapshots.remove(id.as_str()) {
+                tracing::warn!(container = %id, error = %e, "removing rootfs");
+            }
+            let _ = std::fs::remove_dir_all(this.container_dir(&id));
+            let _ = std::fs::remove_dir_all(this.state_dir(&id));
+            Ok(())
+        })
+        .await;
         self.container_event(&rec, "destroy", &[]);
         if volumes {
             self.drop_anonymous(&rec.volume_mounts).await;

@@ -157,6 +157,18 @@ pub(crate) struct Inner {
     pub(crate) health: Mutex<BTreeMap<ContainerId, health::Monitor>>,
 }
 
+/// Runs blocking work (filesystem, mounts, SQLite) on tokio's blocking pool, so a slow
+/// disk or a hung mount never occupies a worker thread that serves other requests.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+}
+
 // === impl Inner ===
 
 impl Inner {
