@@ -930,22 +930,36 @@ impl LocalEngine {
                 "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
             ))
         })?;
-        let old = entry.record.lock().name.clone();
-        if old == new {
-            return Err(Error::Conflict(
-                "Renaming a container with the same name as its current name".to_owned(),
-            ));
-        }
-        if let Ok(other) = self.lookup(new.as_str()) {
-            let owner = other.record.lock().id.clone();
-            if other.record.lock().name == new {
+        // Check and claim the name under the table's lock, so two renames (or a rename and
+        // a create) cannot both take it; only the name changes, never the rest of a record
+        // that state updates may be writing meanwhile.
+        let old = {
+            let all = self.inner.containers.write();
+            if entry.record.lock().name == new {
+                return Err(Error::Conflict(
+                    "Renaming a container with the same name as its current name".to_owned(),
+                ));
+            }
+            if let Some(owner) = all
+                .iter()
+                .find_map(|(id, e)| (e.record.lock().name == new).then(|| id.clone()))
+            {
                 return Err(name_conflict(new.as_str(), &owner));
             }
-        }
-        let before = entry.snapshot();
-        entry.record.lock().name = new.clone();
+            let mut rec = entry.record.lock();
+            std::mem::replace(&mut rec.name, new.clone())
+        };
         if let Err(e) = self.save(&entry).await {
-            *entry.record.lock() = before;
+            {
+                let mut rec = entry.record.lock();
+                if rec.name == new {
+                    rec.name = old.clone();
+                }
+            }
+            // A concurrent save may have written the new name meanwhile.
+            if let Err(e2) = self.save(&entry).await {
+                tracing::warn!(error = %e2, "restoring the name after a failed rename");
+            }
             return Err(e);
         }
         self.refresh_dns();
