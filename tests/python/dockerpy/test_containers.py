@@ -259,6 +259,20 @@ def test_exec_low_level_inspect_and_exit_code(api, sleeper):
     assert info["ExitCode"] == 4
 
 
+def test_exec_sessions_are_dropped_when_the_container_stops(api, sleeper):
+    # dockerd forgets every exec of a container when its process ends, including
+    # sessions that were created and never started.
+    unstarted = api.exec_create(sleeper.id, ["true"])["Id"]
+    done = api.exec_create(sleeper.id, ["true"])["Id"]
+    api.exec_start(done)
+    assert api.exec_inspect(unstarted)["Running"] is False
+    sleeper.kill()
+    sleeper.wait()
+    for exec_id in (unstarted, done):
+        with pytest.raises(docker.errors.NotFound):
+            api.exec_inspect(exec_id)
+
+
 def test_exec_socket_frames(api, sleeper):
     e = api.exec_create(sleeper.id, ["sh", "-c", "read x; echo got:$x; echo e >&2"],
                         stdin=True)

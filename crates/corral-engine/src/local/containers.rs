@@ -728,6 +728,7 @@ impl LocalEngine {
         *entry.shim.lock() = None;
         let id = entry.record.lock().id.clone();
         self.health_stop(&id);
+        self.drop_execs_of(&id);
         if let Err(e) = self.unmount_rootfs(&id).await {
             tracing::warn!(container = %id, error = %e, "unmounting rootfs");
         }
@@ -906,17 +907,23 @@ impl LocalEngine {
         } else {
             shim.resume().await?;
         }
+        // The container may have exited meanwhile (`record_exit` does not wait for `op`):
+        // its recorded exit stays.
+        let mut alive = false;
         self.update(&entry, |r| {
-            r.state.status = if pause {
-                ContainerStatus::Paused
-            } else {
-                ContainerStatus::Running
-            };
+            alive = r.state.status.is_alive();
+            if alive {
+                r.state.status = if pause {
+                    ContainerStatus::Paused
+                } else {
+                    ContainerStatus::Running
+                };
+            }
         })
         .await?;
         if pause {
             self.health_stop(&rec.id);
-        } else {
+        } else if alive {
             self.health_start(&entry);
         }
         self.container_event(&rec, if pause { "pause" } else { "unpause" }, &[]);
