@@ -301,8 +301,12 @@ pub struct HostInfo {
     pub cgroup_version: String,
     /// Instance name.
     pub name: String,
-    /// Registries allowed over plain HTTP.
+    /// Registries allowed over plain HTTP (the daemon's `--insecure-registry` list).
     pub insecure_registries: Vec<String>,
+    /// Whether the memory cgroup accounts swap (so `--memory-swap` can be enforced).
+    pub swap_limit: bool,
+    /// Whether the host forwards IPv4 (`/proc/sys/net/ipv4/ip_forward`).
+    pub ipv4_forwarding: bool,
     /// Conditions an operator should fix (`docker info` prints them as WARNING lines).
     pub warnings: Vec<String>,
 }

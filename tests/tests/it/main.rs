@@ -28,6 +28,7 @@ mod lifecycle;
 mod network;
 mod restart;
 mod run;
+mod system;
 mod transport;
 mod update;
 mod volumes;

@@ -1197,7 +1197,8 @@ fn is_pure_cgroup_v2() -> bool {
     std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
-fn swap_limit_supported() -> bool {
+/// Whether the memory cgroup accounts swap: dockerd's `SwapLimit` in `/info`.
+pub(crate) fn swap_limit_supported() -> bool {
     std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
         || std::path::Path::new("/sys/fs/cgroup/memory.swap.max").exists()
         || is_pure_cgroup_v2()
