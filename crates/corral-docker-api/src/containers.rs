@@ -141,11 +141,7 @@ const LIST_FILTERS: &[&str] = &[
 
 fn matches_filters(c: &ContainerRecord, f: &Filters, image_ids: &BTreeMap<String, String>) -> bool {
     f.any("id", |v| c.id.as_str().starts_with(v))
-        && f.any("name", |v| {
-            let v = v.strip_prefix('/').unwrap_or(v);
-            // dockerd matches names as a regular expression; a substring covers the common use.
-            c.name.as_str().contains(v)
-        })
+        && f.any("name", |v| name_matches(v, c.name.as_str()))
         && f.any("status", |v| v == c.state.status.as_str())
         && f.any("exited", |v| {
             c.state.status == corral_core::ContainerStatus::Exited
@@ -161,6 +157,17 @@ fn matches_filters(c: &ContainerRecord, f: &Filters, image_ids: &BTreeMap<String
         && f.labels_match(&c.spec.labels)
         && crate::health::matches(c, f)
         && f.any("is-task", |v| v == "false")
+}
+
+/// dockerd's `name` filter (`filters.Args.Match`): the value equals the name, or is a
+/// regular expression found in the name with or without its leading `/`. A value that is
+/// not a valid expression matches nothing (dockerd ignores it too).
+fn name_matches(pattern: &str, name: &str) -> bool {
+    let slashed = format!("/{name}");
+    if pattern == name || pattern == slashed {
+        return true;
+    }
+    regex::Regex::new(pattern).is_ok_and(|re| re.is_match(&slashed) || re.is_match(name))
 }
 
 /// The list filters that read the rendered item: `volume` (volume name or mount
@@ -1259,6 +1266,21 @@ pub(crate) async fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_filter_is_a_regular_expression_like_dockerd() {
+        assert!(name_matches("web", "my-web-1"));
+        assert!(name_matches("^web", "web-1"));
+        assert!(!name_matches("^web", "my-web-1"));
+        assert!(name_matches("^/web-1$", "web-1"));
+        assert!(name_matches("/web-1", "web-1"));
+        assert!(name_matches("web-[0-9]+$", "web-12"));
+        assert!(!name_matches("web-[0-9]+$", "web-12x"));
+        // `.` is any character, not a literal dot.
+        assert!(name_matches("a.c", "abc"));
+        // An invalid expression matches only the exact name.
+        assert!(!name_matches("web(", "web(x"));
+    }
 
     #[test]
     fn list_filters_read_mounts_networks_and_ports() {

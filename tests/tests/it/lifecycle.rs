@@ -551,3 +551,45 @@ fn a_stuck_stop_and_a_client_that_never_reads_do_not_block_others() {
     drop(attach);
 }
 
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn ps_name_filter_is_a_regular_expression() {
+    let env = Env::new();
+    let a = env.name("rx-alpha");
+    let b = env.name("rx-beta");
+    for n in [&a, &b] {
+        env.docker(&[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            n,
+            &env.image,
+            "true",
+        ])
+        .ok();
+    }
+    let names = |filter: &str| {
+        let mut v: Vec<String> = env
+            .docker(&["ps", "-a", "--filter", filter, "--format", "{{.Names}}"])
+            .ok()
+            .out()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    // Anchors, classes and alternation, with or without the leading `/`.
+    assert_eq!(names(&format!("name=^{a}$")), std::slice::from_ref(&a));
+    assert_eq!(names(&format!("name=^/{b}$")), std::slice::from_ref(&b));
+    assert_eq!(names("name=rx-(alpha|beta)-[0-9]+-[0-9]+$"), {
+        let mut v = vec![a.clone(), b.clone()];
+        v.sort();
+        v
+    });
+    // `.` is any character: a substring match would find nothing here.
+    assert_eq!(names("name=rx-.lpha"), std::slice::from_ref(&a));
+    assert!(names("name=^rx-alpha").is_empty());
+}
