@@ -892,7 +892,8 @@ pub(crate) struct PruneQuery {
 }
 
 /// `POST /containers/prune?filters=`: stopped containers matching `label`, `label!` and
-/// `until` (created before that time) are removed.
+/// `until` (created before that time: a timestamp, RFC 3339, or a duration before now such
+/// as `24h`) are removed.
 pub(crate) async fn prune(
     State(st): State<AppState>,
     Query(q): Query<PruneQuery>,
@@ -900,7 +901,7 @@ pub(crate) async fn prune(
     let f = Filters::parse(q.filters.as_deref())?;
     f.validate(&["label", "label!", "until"])?;
     let until = match f.get("until") {
-        Some([t]) => parse_time(t)?,
+        Some([t]) => crate::events::parse_event_time(t, Utc::now())?,
         Some([]) | None => None,
         Some(_) => {
             return Err(ApiError::bad_request(

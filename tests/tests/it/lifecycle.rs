@@ -551,7 +551,6 @@ fn a_stuck_stop_and_a_client_that_never_reads_do_not_block_others() {
     drop(attach);
 }
 
-
 #[test]
 #[ignore = "needs root: starts an engine"]
 fn ps_name_filter_is_a_regular_expression() {
@@ -592,4 +591,30 @@ fn ps_name_filter_is_a_regular_expression() {
     // `.` is any character: a substring match would find nothing here.
     assert_eq!(names("name=rx-.lpha"), std::slice::from_ref(&a));
     assert!(names("name=^rx-alpha").is_empty());
+}
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn container_prune_until_accepts_durations() {
+    let env = Env::new();
+    let c = env.name("prune-until");
+    env.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        &c,
+        &env.image,
+        "true",
+    ])
+    .ok();
+    let id = env.inspect("{{.Id}}", &c);
+    // Created just now: not older than 24 hours.
+    let out = env.docker(&["container", "prune", "-f", "--filter", "until=24h"]);
+    assert!(!out.ok().out().contains(&id), "{out}");
+    assert_eq!(env.inspect("{{.Name}}", &c), format!("/{c}"));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let out = env.docker(&["container", "prune", "-f", "--filter", "until=1s"]);
+    assert_contains(out.ok().out(), &id);
+    env.docker(&["inspect", &c]).failed();
 }
