@@ -427,6 +427,12 @@ fn host_spec(hc: HostConfig) -> ApiResult<HostSpec> {
         memory_swap: hc.memory_swap.unwrap_or(0),
         nano_cpus: hc.nano_cpus.unwrap_or(0),
         cpu_shares: hc.cpu_shares.unwrap_or(0),
+        cpu_period: hc.cpu_period.unwrap_or(0),
+        cpu_quota: hc.cpu_quota.unwrap_or(0),
+        cpuset_cpus: hc.cpuset_cpus.unwrap_or_default(),
+        cpuset_mems: hc.cpuset_mems.unwrap_or_default(),
+        memory_reservation: hc.memory_reservation.unwrap_or(0),
+        blkio_weight: hc.blkio_weight.unwrap_or(0),
         pids_limit: hc.pids_limit,
         cap_add: opt_vec(hc.cap_add),
         cap_drop: opt_vec(hc.cap_drop),
@@ -567,10 +573,11 @@ fn host_config_json(h: &HostSpec) -> Value {
         "Runtime": h.runtime.clone().unwrap_or_default(),
         "Isolation": "",
         "CpuShares": h.cpu_shares, "Memory": h.memory, "NanoCpus": h.nano_cpus,
-        "CgroupParent": "", "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0,
-        "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
+        "CgroupParent": "", "BlkioWeight": h.blkio_weight, "CpuPeriod": h.cpu_period,
+        "CpuQuota": h.cpu_quota, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
+        "CpusetCpus": h.cpuset_cpus, "CpusetMems": h.cpuset_mems,
         "Devices": [], "DeviceCgroupRules": null, "DeviceRequests": null,
-        "MemoryReservation": 0, "MemorySwap": h.memory_swap, "MemorySwappiness": null,
+        "MemoryReservation": h.memory_reservation, "MemorySwap": h.memory_swap, "MemorySwappiness": null,
         "OomKillDisable": h.oom_kill_disable, "PidsLimit": h.pids_limit,
         "Ulimits": h.ulimits.iter().map(|(n, s, hd)| json!({"Name": n, "Soft": s, "Hard": hd})).collect::<Vec<_>>(),
         "Mounts": h.mounts.iter().map(|m| json!({"Type": match m.kind { MountType::Bind => "bind", MountType::Volume => "volume", MountType::Tmpfs => "tmpfs" }, "Source": m.source, "Target": m.target, "ReadOnly": m.read_only})).collect::<Vec<_>>(),
@@ -782,20 +789,8 @@ pub(crate) async fn update(
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let nonzero = |v: Option<i64>| v.is_some_and(|v| v != 0);
     let unsupported = [
-        ("CpuPeriod", nonzero(b.cpu_period)),
-        ("CpuQuota", nonzero(b.cpu_quota)),
         ("CpuRealtimePeriod", nonzero(b.cpu_realtime_period)),
         ("CpuRealtimeRuntime", nonzero(b.cpu_realtime_runtime)),
-        (
-            "CpusetCpus",
-            b.cpuset_cpus.as_deref().is_some_and(|s| !s.is_empty()),
-        ),
-        (
-            "CpusetMems",
-            b.cpuset_mems.as_deref().is_some_and(|s| !s.is_empty()),
-        ),
-        ("BlkioWeight", b.blkio_weight.is_some_and(|w| w != 0)),
-        ("MemoryReservation", nonzero(b.memory_reservation)),
         ("KernelMemory", body_has_nonzero(&body, "KernelMemory")),
     ];
     if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
@@ -808,6 +803,12 @@ pub(crate) async fn update(
         memory_swap: b.memory_swap.unwrap_or(0),
         nano_cpus: b.nano_cpus.unwrap_or(0),
         cpu_shares: b.cpu_shares.unwrap_or(0),
+        cpu_period: b.cpu_period.unwrap_or(0),
+        cpu_quota: b.cpu_quota.unwrap_or(0),
+        cpuset_cpus: b.cpuset_cpus.unwrap_or_default(),
+        cpuset_mems: b.cpuset_mems.unwrap_or_default(),
+        memory_reservation: b.memory_reservation.unwrap_or(0),
+        blkio_weight: b.blkio_weight.unwrap_or(0),
         pids_limit: b.pids_limit,
         restart_policy: b.restart_policy.map(|r| RestartPolicy {
             name: r.name.map(|n| n.to_string()).unwrap_or_default(),

@@ -193,6 +193,9 @@ impl LocalEngine {
             ));
         }
         self.runtime_for(spec)?;
+        // Resource limits are checked at create, as dockerd does, not first at start.
+        check_cpusets(&spec.host)?;
+        spec::update_resources(&spec.host, host_features()).map_err(corral_runtime::Error::from)?;
         Ok(())
     }
 
@@ -226,6 +229,11 @@ impl LocalEngine {
                 }
             },
         };
+        let mut warnings = Vec::new();
+        if spec.host.blkio_weight > 0 && !blkio_weight_supported() {
+            spec.host.blkio_weight = 0;
+            warnings.push(BLKIO_WEIGHT_WARNING.to_owned());
+        }
         self.validate(&spec)?;
         merge_image_config(&mut spec, &img.config);
         super::health::merge_image_healthcheck(&mut spec, &img.config)?;
@@ -302,7 +310,7 @@ impl LocalEngine {
         self.container_event(&rec, "create", &[]);
         Ok(Created {
             id: id.to_string(),
-            warnings: Vec::new(),
+            warnings,
         })
     }
 
@@ -1190,8 +1198,59 @@ pub(super) fn host_features() -> spec::HostFeatures {
             nofile_hard.map_or(spec::DEFAULT_NOFILE, |h| h.min(spec::DEFAULT_NOFILE)),
         ),
         capability_bound: spec::bounding_set_from_status(&status, "CapBnd"),
+        blkio_weight: blkio_weight_supported(),
     }
 }
+
+/// Whether the block I/O controller takes a weight (dockerd's `sysInfo.BlkioWeight`).
+pub(crate) fn blkio_weight_supported() -> bool {
+    if is_pure_cgroup_v2() {
+        return std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"));
+    }
+    std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
+}
+
+/// The CPUs and memory nodes the host offers containers (the cpuset cgroup root's).
+pub(crate) fn available_cpusets() -> (String, String) {
+    let read = |v1: &str, v2: &str| {
+        std::fs::read_to_string(v1)
+            .or_else(|_| std::fs::read_to_string(v2))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    (
+        read(
+            "/sys/fs/cgroup/cpuset/cpuset.cpus",
+            "/sys/fs/cgroup/cpuset.cpus.effective",
+        ),
+        read(
+            "/sys/fs/cgroup/cpuset/cpuset.mems",
+            "/sys/fs/cgroup/cpuset.mems.effective",
+        ),
+    )
+}
+
+/// dockerd's checks of `--cpuset-cpus`/`--cpuset-mems` against what the host offers.
+pub(crate) fn check_cpusets(host: &corral_core::container::HostSpec) -> Result<()> {
+    if host.cpuset_cpus.is_empty() && host.cpuset_mems.is_empty() {
+        return Ok(());
+    }
+    let (cpus, mems) = available_cpusets();
+    if !host.cpuset_cpus.is_empty() {
+        spec::check_cpuset_available("CPUs", &host.cpuset_cpus, &cpus)
+            .map_err(corral_runtime::Error::from)?;
+    }
+    if !host.cpuset_mems.is_empty() {
+        spec::check_cpuset_available("memory nodes", &host.cpuset_mems, &mems)
+            .map_err(corral_runtime::Error::from)?;
+    }
+    Ok(())
+}
+
+/// dockerd's warning when `--blkio-weight` cannot be applied and is dropped.
+pub(crate) const BLKIO_WEIGHT_WARNING: &str =
+    "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
 
 fn is_pure_cgroup_v2() -> bool {
     std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
