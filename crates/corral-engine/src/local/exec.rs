@@ -129,13 +129,14 @@ impl LocalEngine {
         Ok(id)
     }
 
-    /// Forgets every exec session of a container whose process ended, as dockerd does when
-    /// it cleans up after an exit: they can no longer be started or resized.
+    /// Forgets the unfinished exec sessions (never started, or still running) of a
+    /// container whose process ended, as dockerd does when it cleans up after an exit;
+    /// finished ones stay inspectable until pruned.
     pub(crate) fn drop_execs_of(&self, container: &ContainerId) {
         self.inner
             .execs
             .lock()
-            .retain(|_, e| &e.container != container);
+            .retain(|_, e| &e.container != container || e.run.lock().exit_code.is_some());
     }
 
     /// `POST /exec/{id}/start`: runs the process. Without `detach` the returned streams
