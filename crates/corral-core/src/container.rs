@@ -94,6 +94,18 @@ pub struct HostSpec {
     pub nano_cpus: i64,
     /// Relative CPU weight (0 = default).
     pub cpu_shares: i64,
+    /// CFS period in microseconds (`--cpu-period`, 0 = the kernel's).
+    pub cpu_period: i64,
+    /// CFS quota in microseconds per period (`--cpu-quota`, 0 = none).
+    pub cpu_quota: i64,
+    /// CPUs the container may run on (`--cpuset-cpus`, e.g. `0-2,4`; empty = all).
+    pub cpuset_cpus: String,
+    /// Memory nodes the container may use (`--cpuset-mems`; empty = all).
+    pub cpuset_mems: String,
+    /// Soft memory limit in bytes (`--memory-reservation`, 0 = none).
+    pub memory_reservation: i64,
+    /// Relative block I/O weight, 10 to 1000 (`--blkio-weight`, 0 = default).
+    pub blkio_weight: u16,
     /// Maximum number of processes (None or ≤0 = unlimited).
     pub pids_limit: Option<i64>,
     /// Capabilities added to the default set (`NET_ADMIN` or `CAP_NET_ADMIN`, or `ALL`).

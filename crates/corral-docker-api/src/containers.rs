@@ -141,11 +141,7 @@ const LIST_FILTERS: &[&str] = &[
 
 fn matches_filters(c: &ContainerRecord, f: &Filters, image_ids: &BTreeMap<String, String>) -> bool {
     f.any("id", |v| c.id.as_str().starts_with(v))
-        && f.any("name", |v| {
-            let v = v.strip_prefix('/').unwrap_or(v);
-            // dockerd matches names as a regular expression; a substring covers the common use.
-            c.name.as_str().contains(v)
-        })
+        && f.any("name", |v| name_matches(v, c.name.as_str()))
         && f.any("status", |v| v == c.state.status.as_str())
         && f.any("exited", |v| {
             c.state.status == corral_core::ContainerStatus::Exited
@@ -161,6 +157,17 @@ fn matches_filters(c: &ContainerRecord, f: &Filters, image_ids: &BTreeMap<String
         && f.labels_match(&c.spec.labels)
         && crate::health::matches(c, f)
         && f.any("is-task", |v| v == "false")
+}
+
+/// dockerd's `name` filter (`filters.Args.Match`): the value equals the name, or is a
+/// regular expression found in the name with or without its leading `/`. A value that is
+/// not a valid expression matches nothing (dockerd ignores it too).
+fn name_matches(pattern: &str, name: &str) -> bool {
+    let slashed = format!("/{name}");
+    if pattern == name || pattern == slashed {
+        return true;
+    }
+    regex::Regex::new(pattern).is_ok_and(|re| re.is_match(&slashed) || re.is_match(name))
 }
 
 /// The list filters that read the rendered item: `volume` (volume name or mount
@@ -420,6 +427,12 @@ fn host_spec(hc: HostConfig) -> ApiResult<HostSpec> {
         memory_swap: hc.memory_swap.unwrap_or(0),
         nano_cpus: hc.nano_cpus.unwrap_or(0),
         cpu_shares: hc.cpu_shares.unwrap_or(0),
+        cpu_period: hc.cpu_period.unwrap_or(0),
+        cpu_quota: hc.cpu_quota.unwrap_or(0),
+        cpuset_cpus: hc.cpuset_cpus.unwrap_or_default(),
+        cpuset_mems: hc.cpuset_mems.unwrap_or_default(),
+        memory_reservation: hc.memory_reservation.unwrap_or(0),
+        blkio_weight: hc.blkio_weight.unwrap_or(0),
         pids_limit: hc.pids_limit,
         cap_add: opt_vec(hc.cap_add),
         cap_drop: opt_vec(hc.cap_drop),
@@ -560,10 +573,11 @@ fn host_config_json(h: &HostSpec) -> Value {
         "Runtime": h.runtime.clone().unwrap_or_default(),
         "Isolation": "",
         "CpuShares": h.cpu_shares, "Memory": h.memory, "NanoCpus": h.nano_cpus,
-        "CgroupParent": "", "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0,
-        "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
+        "CgroupParent": "", "BlkioWeight": h.blkio_weight, "CpuPeriod": h.cpu_period,
+        "CpuQuota": h.cpu_quota, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
+        "CpusetCpus": h.cpuset_cpus, "CpusetMems": h.cpuset_mems,
         "Devices": [], "DeviceCgroupRules": null, "DeviceRequests": null,
-        "MemoryReservation": 0, "MemorySwap": h.memory_swap, "MemorySwappiness": null,
+        "MemoryReservation": h.memory_reservation, "MemorySwap": h.memory_swap, "MemorySwappiness": null,
         "OomKillDisable": h.oom_kill_disable, "PidsLimit": h.pids_limit,
         "Ulimits": h.ulimits.iter().map(|(n, s, hd)| json!({"Name": n, "Soft": s, "Hard": hd})).collect::<Vec<_>>(),
         "Mounts": h.mounts.iter().map(|m| json!({"Type": match m.kind { MountType::Bind => "bind", MountType::Volume => "volume", MountType::Tmpfs => "tmpfs" }, "Source": m.source, "Target": m.target, "ReadOnly": m.read_only})).collect::<Vec<_>>(),
@@ -775,20 +789,8 @@ pub(crate) async fn update(
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let nonzero = |v: Option<i64>| v.is_some_and(|v| v != 0);
     let unsupported = [
-        ("CpuPeriod", nonzero(b.cpu_period)),
-        ("CpuQuota", nonzero(b.cpu_quota)),
         ("CpuRealtimePeriod", nonzero(b.cpu_realtime_period)),
         ("CpuRealtimeRuntime", nonzero(b.cpu_realtime_runtime)),
-        (
-            "CpusetCpus",
-            b.cpuset_cpus.as_deref().is_some_and(|s| !s.is_empty()),
-        ),
-        (
-            "CpusetMems",
-            b.cpuset_mems.as_deref().is_some_and(|s| !s.is_empty()),
-        ),
-        ("BlkioWeight", b.blkio_weight.is_some_and(|w| w != 0)),
-        ("MemoryReservation", nonzero(b.memory_reservation)),
         ("KernelMemory", body_has_nonzero(&body, "KernelMemory")),
     ];
     if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
@@ -801,6 +803,12 @@ pub(crate) async fn update(
         memory_swap: b.memory_swap.unwrap_or(0),
         nano_cpus: b.nano_cpus.unwrap_or(0),
         cpu_shares: b.cpu_shares.unwrap_or(0),
+        cpu_period: b.cpu_period.unwrap_or(0),
+        cpu_quota: b.cpu_quota.unwrap_or(0),
+        cpuset_cpus: b.cpuset_cpus.unwrap_or_default(),
+        cpuset_mems: b.cpuset_mems.unwrap_or_default(),
+        memory_reservation: b.memory_reservation.unwrap_or(0),
+        blkio_weight: b.blkio_weight.unwrap_or(0),
         pids_limit: b.pids_limit,
         restart_policy: b.restart_policy.map(|r| RestartPolicy {
             name: r.name.map(|n| n.to_string()).unwrap_or_default(),
@@ -885,7 +893,8 @@ pub(crate) struct PruneQuery {
 }
 
 /// `POST /containers/prune?filters=`: stopped containers matching `label`, `label!` and
-/// `until` (created before that time) are removed.
+/// `until` (created before that time: a timestamp, RFC 3339, or a duration before now such
+/// as `24h`) are removed.
 pub(crate) async fn prune(
     State(st): State<AppState>,
     Query(q): Query<PruneQuery>,
@@ -893,7 +902,7 @@ pub(crate) async fn prune(
     let f = Filters::parse(q.filters.as_deref())?;
     f.validate(&["label", "label!", "until"])?;
     let until = match f.get("until") {
-        Some([t]) => parse_time(t)?,
+        Some([t]) => crate::events::parse_event_time(t, Utc::now())?,
         Some([]) | None => None,
         Some(_) => {
             return Err(ApiError::bad_request(
@@ -1259,6 +1268,21 @@ pub(crate) async fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_filter_is_a_regular_expression_like_dockerd() {
+        assert!(name_matches("web", "my-web-1"));
+        assert!(name_matches("^web", "web-1"));
+        assert!(!name_matches("^web", "my-web-1"));
+        assert!(name_matches("^/web-1$", "web-1"));
+        assert!(name_matches("/web-1", "web-1"));
+        assert!(name_matches("web-[0-9]+$", "web-12"));
+        assert!(!name_matches("web-[0-9]+$", "web-12x"));
+        // `.` is any character, not a literal dot.
+        assert!(name_matches("a.c", "abc"));
+        // An invalid expression matches only the exact name.
+        assert!(!name_matches("web(", "web(x"));
+    }
 
     #[test]
     fn list_filters_read_mounts_networks_and_ports() {

@@ -34,6 +34,66 @@ fn meminfo_total() -> u64 {
         .unwrap_or(0)
 }
 
+/// dockerd's `RegistryConfig`: each `--insecure-registry` that is a CIDR joins
+/// `InsecureRegistryCIDRs` (which always ends with loopback), any other becomes an insecure
+/// index beside the official `docker.io` one.
+fn registry_config(insecure: &[String]) -> Value {
+    let mut cidrs: Vec<String> = Vec::new();
+    let mut indexes = serde_json::Map::new();
+    indexes.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true}),
+    );
+    let loopback = "127.0.0.0/8".to_owned();
+    for r in insecure.iter().chain(std::iter::once(&loopback)) {
+        let r = r
+            .strip_prefix("http://")
+            .or_else(|| r.strip_prefix("https://"))
+            .unwrap_or(r)
+            .trim_end_matches('/');
+        if let Some(net) = cidr_network(r) {
+            if !cidrs.contains(&net) {
+                cidrs.push(net);
+            }
+        } else {
+            indexes.insert(
+                r.to_owned(),
+                json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}),
+            );
+        }
+    }
+    json!({
+        "AllowNondistributableArtifactsCIDRs": null,
+        "AllowNondistributableArtifactsHostnames": null,
+        "InsecureRegistryCIDRs": cidrs,
+        "IndexConfigs": indexes,
+        "Mirrors": [],
+    })
+}
+
+/// `a.b.c.d/n` (or IPv6) as its network address and prefix, like Go's `net.ParseCIDR`.
+fn cidr_network(s: &str) -> Option<String> {
+    let (addr, len) = s.split_once('/')?;
+    let len: u32 = len.parse().ok()?;
+    match addr.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(a) if len <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            Some(format!(
+                "{}/{len}",
+                std::net::Ipv4Addr::from(u32::from(a) & mask)
+            ))
+        }
+        std::net::IpAddr::V6(a) if len <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+            Some(format!(
+                "{}/{len}",
+                std::net::Ipv6Addr::from(u128::from(a) & mask)
+            ))
+        }
+        _ => None,
+    }
+}
+
 pub(crate) async fn info(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let i = st.engine.info().await?;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -60,8 +120,8 @@ pub(crate) async fn info(State(st): State<AppState>) -> ApiResult<Json<Value>> {
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"]],
         "Plugins": {"Volume": ["local"], "Network": ["host", "none"], "Log": ["json-file"]},
-        "MemoryLimit": true, "SwapLimit": true, "CpuCfsPeriod": true, "CpuCfsQuota": true,
-        "CPUShares": true, "CPUSet": true, "PidsLimit": true, "IPv4Forwarding": true,
+        "MemoryLimit": true, "SwapLimit": i.swap_limit, "CpuCfsPeriod": true, "CpuCfsQuota": true,
+        "CPUShares": true, "CPUSet": true, "PidsLimit": true, "IPv4Forwarding": i.ipv4_forwarding,
         "Debug": false, "NFd": 0, "OomKillDisable": true, "NGoroutines": 0,
         "SystemTime": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         "LoggingDriver": "json-file",
@@ -74,8 +134,7 @@ pub(crate) async fn info(State(st): State<AppState>) -> ApiResult<Json<Value>> {
         "OSType": "linux",
         "Architecture": std::env::consts::ARCH,
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": [],
-                            "AllowNondistributableArtifactsCIDRs": null, "AllowNondistributableArtifactsHostnames": null},
+        "RegistryConfig": registry_config(&i.insecure_registries),
         "NCPU": ncpu,
         "MemTotal": meminfo_total(),
         "DockerRootDir": i.data_dir,
@@ -150,4 +209,50 @@ pub(crate) async fn no_session() -> ApiError {
 
 pub(crate) async fn no_build() -> ApiError {
     ApiError::from(corral_engine::Error::Unsupported("docker build"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_config_splits_cidrs_from_insecure_indexes_like_dockerd() {
+        let got = registry_config(&[
+            "10.1.2.3/8".into(),
+            "http://reg.local:5000/".into(),
+            "127.0.0.1:5001".into(),
+        ]);
+        assert_eq!(
+            got["InsecureRegistryCIDRs"],
+            json!(["10.0.0.0/8", "127.0.0.0/8"])
+        );
+        let idx = got["IndexConfigs"].as_object().unwrap();
+        assert_eq!(
+            idx.keys()
+                .map(String::as_str)
+                .collect::<std::collections::BTreeSet<_>>(),
+            ["127.0.0.1:5001", "docker.io", "reg.local:5000"].into()
+        );
+        assert_eq!(
+            idx["127.0.0.1:5001"],
+            json!({"Name": "127.0.0.1:5001", "Mirrors": [], "Secure": false, "Official": false})
+        );
+        assert_eq!(idx["docker.io"]["Secure"], json!(true));
+        assert_eq!(
+            registry_config(&[])["InsecureRegistryCIDRs"],
+            json!(["127.0.0.0/8"])
+        );
+    }
+
+    #[test]
+    fn cidrs_are_truncated_to_their_network() {
+        assert_eq!(
+            cidr_network("192.168.7.9/16").as_deref(),
+            Some("192.168.0.0/16")
+        );
+        assert_eq!(cidr_network("fd00::1/64").as_deref(), Some("fd00::/64"));
+        assert_eq!(cidr_network("0.0.0.0/0").as_deref(), Some("0.0.0.0/0"));
+        assert_eq!(cidr_network("reg:5000"), None);
+        assert_eq!(cidr_network("1.2.3.4/33"), None);
+    }
 }

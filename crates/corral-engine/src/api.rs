@@ -213,6 +213,18 @@ pub struct ContainerUpdate {
     pub nano_cpus: i64,
     /// Relative CPU weight.
     pub cpu_shares: i64,
+    /// CFS period in microseconds.
+    pub cpu_period: i64,
+    /// CFS quota in microseconds.
+    pub cpu_quota: i64,
+    /// CPUs the container may run on (empty keeps the current set).
+    pub cpuset_cpus: String,
+    /// Memory nodes the container may use (empty keeps the current set).
+    pub cpuset_mems: String,
+    /// Soft memory limit in bytes.
+    pub memory_reservation: i64,
+    /// Relative block I/O weight (10 to 1000).
+    pub blkio_weight: u16,
     /// Maximum number of processes (-1 = unlimited).
     pub pids_limit: Option<i64>,
     /// A new restart policy.
@@ -301,8 +313,12 @@ pub struct HostInfo {
     pub cgroup_version: String,
     /// Instance name.
     pub name: String,
-    /// Registries allowed over plain HTTP.
+    /// Registries allowed over plain HTTP (the daemon's `--insecure-registry` list).
     pub insecure_registries: Vec<String>,
+    /// Whether the memory cgroup accounts swap (so `--memory-swap` can be enforced).
+    pub swap_limit: bool,
+    /// Whether the host forwards IPv4 (`/proc/sys/net/ipv4/ip_forward`).
+    pub ipv4_forwarding: bool,
     /// Conditions an operator should fix (`docker info` prints them as WARNING lines).
     pub warnings: Vec<String>,
 }

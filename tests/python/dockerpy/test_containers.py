@@ -147,7 +147,7 @@ def test_restart_pause_unpause_rename(client, sleeper, names):
 
 def test_logs_stream_follows_until_exit(client, image, names):
     c = client.containers.run(
-        image, ["sh", "-c", "for i in 1 2 3; do echo out$i; echo err$i >&2; sleep 0.3; done"],
+        image, ["sh", "-c", "for i in 1 2 3; do echo out$i; sleep 0.2; echo err$i >&2; sleep 0.2; done"],
         detach=True, name=names.container("logs"), network_mode="none")
     lines = b"".join(c.logs(stream=True, follow=True))
     # The generator ended by itself when the container exited.
@@ -155,7 +155,8 @@ def test_logs_stream_follows_until_exit(client, image, names):
     c.wait(timeout=30)
     assert c.logs(stdout=True, stderr=False) == b"out1\nout2\nout3\n"
     assert c.logs(stdout=False, stderr=True) == b"err1\nerr2\nerr3\n"
-    # tail counts lines of both streams before stdout/stderr are picked.
+    # tail counts lines of both streams before stdout/stderr are picked. The script sleeps
+    # between the two writes: two pipes read by two copiers have no order of their own.
     assert c.logs(tail=2) == b"out3\nerr3\n"
     assert c.logs(tail=1, stderr=False) == b""
     stamped = c.logs(timestamps=True, stderr=False).decode().splitlines()
@@ -257,6 +258,28 @@ def test_exec_low_level_inspect_and_exit_code(api, sleeper):
             break
         time.sleep(0.1)
     assert info["ExitCode"] == 4
+
+
+def test_unstarted_exec_sessions_are_dropped_when_the_container_stops(api, sleeper):
+    # dockerd forgets the exec sessions still registered with a container when its
+    # process ends (created and never started, or running); finished ones stay
+    # inspectable.
+    unstarted = api.exec_create(sleeper.id, ["true"])["Id"]
+    done = api.exec_create(sleeper.id, ["true"])["Id"]
+    api.exec_start(done)
+    assert api.exec_inspect(unstarted)["Running"] is False
+    sleeper.kill()
+    sleeper.wait()
+    # dockerd cleans up just after the exit is recorded.
+    for _ in range(50):
+        try:
+            api.exec_inspect(unstarted)
+        except docker.errors.NotFound:
+            break
+        time.sleep(0.1)
+    with pytest.raises(docker.errors.NotFound):
+        api.exec_inspect(unstarted)
+    assert api.exec_inspect(done)["ExitCode"] == 0
 
 
 def test_exec_socket_frames(api, sleeper):

@@ -475,3 +475,146 @@ fn top_lists_container_processes() {
     out.failed();
     assert_contains(&out.stderr, "is not running");
 }
+
+/// Kills a background command this test started when the test ends.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn a_stuck_stop_and_a_client_that_never_reads_do_not_block_others() {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    let env = Env::new();
+    // PID 1 without a SIGTERM handler ignores SIGTERM: `stop -t 30` hangs for 30 s.
+    let stuck = env.sleeper("stuck-stop", &[]);
+    let chatty = env.name("chatty");
+    env.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &chatty,
+        &env.image,
+        "sh",
+        "-c",
+        "while true; do echo 0123456789012345678901234567890123456789012345678901234567890123456789; done",
+    ])
+    .ok();
+    // A raw attach whose client never reads what it is sent.
+    let mut attach =
+        std::os::unix::net::UnixStream::connect(env.subject.socket()).expect("connect");
+    write!(
+        attach,
+        "POST /containers/{chatty}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+    )
+    .expect("send attach");
+    let stop = ChildGuard(
+        env.subject
+            .command(corral_testkit::DOCKER_CLI)
+            .args(["stop", "-t", "30", &stuck])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn docker stop"),
+    );
+    // Let the stop reach the engine and the attach fill its buffers.
+    std::thread::sleep(Duration::from_secs(2));
+    for round in 0..3 {
+        let t = Instant::now();
+        let ps = env.docker(&["ps", "--format", "{{.Names}}"]);
+        let names = ps.ok().out().to_owned();
+        assert!(names.contains(&stuck) && names.contains(&chatty), "{names}");
+        env.docker(&["images", "-q"]).ok();
+        env.docker(&["events", "--since", "0", "--until", "1s"])
+            .ok();
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_secs(10),
+            "round {round}: ps, images and events took {took:?} while a stop and an attach hang"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // The stop is still pending: it was the container, not the engine, that held it up.
+    assert_eq!(env.inspect("{{.State.Status}}", &stuck), "running");
+    drop(stop);
+    drop(attach);
+}
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn ps_name_filter_is_a_regular_expression() {
+    let env = Env::new();
+    let a = env.name("rx-alpha");
+    let b = env.name("rx-beta");
+    for n in [&a, &b] {
+        env.docker(&[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            n,
+            &env.image,
+            "true",
+        ])
+        .ok();
+    }
+    let names = |filter: &str| {
+        let mut v: Vec<String> = env
+            .docker(&["ps", "-a", "--filter", filter, "--format", "{{.Names}}"])
+            .ok()
+            .out()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    // Anchors, classes and alternation, with or without the leading `/`.
+    assert_eq!(names(&format!("name=^{a}$")), std::slice::from_ref(&a));
+    assert_eq!(names(&format!("name=^/{b}$")), std::slice::from_ref(&b));
+    assert_eq!(names("name=rx-(alpha|beta)-[0-9]+-[0-9]+$"), {
+        let mut v = vec![a.clone(), b.clone()];
+        v.sort();
+        v
+    });
+    // `.` is any character: a substring match would find nothing here.
+    assert_eq!(names("name=rx-.lpha"), std::slice::from_ref(&a));
+    assert!(names("name=^rx-alpha").is_empty());
+}
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn container_prune_until_accepts_durations() {
+    let env = Env::new();
+    let c = env.name("prune-until");
+    env.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        &c,
+        &env.image,
+        "true",
+    ])
+    .ok();
+    let id = env.inspect("{{.Id}}", &c);
+    // Created just now: not older than 24 hours.
+    let out = env.docker(&["container", "prune", "-f", "--filter", "until=24h"]);
+    assert!(!out.ok().out().contains(&id), "{out}");
+    assert_eq!(env.inspect("{{.Name}}", &c), format!("/{c}"));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let out = env.docker(&["container", "prune", "-f", "--filter", "until=1s"]);
+    assert_contains(out.ok().out(), &id);
+    env.docker(&["inspect", &c]).failed();
+}

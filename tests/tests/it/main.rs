@@ -29,6 +29,7 @@ mod lifecycle;
 mod network;
 mod restart;
 mod run;
+mod system;
 mod transport;
 mod update;
 mod volumes;

@@ -1,8 +1,6 @@
 //! `docker update`: limits and restart policy of running and stopped containers, checked
 //! from the container's own cgroup files, and dockerd's validation messages.
 
-use corral_testkit::known_gap;
-
 use crate::common::{assert_contains, Env};
 
 fn cgroup_file(env: &Env, name: &str, path: &str) -> String {
@@ -107,25 +105,87 @@ fn update_refuses_bad_values_and_unknown_containers() {
 
 #[test]
 #[ignore = "needs root: starts a registry and the engine under test"]
-fn update_cpu_quota_and_cpuset() {
+fn update_cpu_quota_period_cpusets_and_memory_reservation() {
     let env = Env::new();
     let name = env.sleeper("updq", &[]);
-    known_gap(
-        "docker update --cpu-quota/--cpu-period/--cpuset-cpus: Corral models CPUs as NanoCpus only",
-        || {
-            env.docker(&[
-                "update",
-                "--cpu-quota",
-                "20000",
-                "--cpuset-cpus",
-                "0",
-                &name,
-            ])
-            .ok();
-            assert_eq!(
-                cgroup_file(&env, &name, "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
-                "20000"
-            );
-        },
+    let out = env.docker(&[
+        "update",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "20000",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems",
+        "0",
+        "--memory-reservation",
+        "16m",
+        &name,
+    ]);
+    assert_eq!(out.ok().out(), name);
+    assert_eq!(
+        env.inspect(
+            "{{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} {{.HostConfig.CpusetCpus}} {{.HostConfig.CpusetMems}} {{.HostConfig.MemoryReservation}}",
+            &name
+        ),
+        "50000 20000 0 0 16777216"
     );
+    for (file, want) in [
+        ("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "50000"),
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "20000"),
+        ("/sys/fs/cgroup/cpuset/cpuset.cpus", "0"),
+        ("/sys/fs/cgroup/cpuset/cpuset.mems", "0"),
+        (
+            "/sys/fs/cgroup/memory/memory.soft_limit_in_bytes",
+            "16777216",
+        ),
+    ] {
+        assert_eq!(cgroup_file(&env, &name, file), want, "{file}");
+    }
+    // `--cpus` and a CFS quota do not mix.
+    let out = env.docker(&["update", "--cpus", "0.5", &name]);
+    assert_contains(
+        &out.failed().stderr,
+        "Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set",
+    );
+    // A cpuset outside the host's is refused with what the host offers.
+    let out = env.docker(&["update", "--cpuset-cpus", "64", &name]);
+    assert_contains(
+        &out.failed().stderr,
+        "Requested CPUs are not available - requested 64, available: ",
+    );
+    assert_eq!(env.inspect("{{.HostConfig.CpusetCpus}}", &name), "0");
+    assert_eq!(env.inspect("{{.State.Running}}", &name), "true");
+}
+
+#[test]
+#[ignore = "needs root: starts a registry and the engine under test"]
+fn update_blkio_weight_applies_or_warns_when_the_host_cannot() {
+    let env = Env::new();
+    let name = env.sleeper("updblk", &[]);
+    let out = env.docker(&["update", "--blkio-weight", "5", &name]);
+    let supported = std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists();
+    if supported {
+        assert_contains(
+            &out.failed().stderr,
+            "Range of blkio weight is from 10 to 1000",
+        );
+    }
+    let out = env.docker(&["update", "--blkio-weight", "300", &name]);
+    assert_eq!(out.ok().out().lines().next(), Some(name.as_str()), "{out}");
+    if supported {
+        assert_eq!(env.inspect("{{.HostConfig.BlkioWeight}}", &name), "300");
+        assert_eq!(
+            cgroup_file(&env, &name, "/sys/fs/cgroup/blkio/blkio.weight"),
+            "300"
+        );
+    } else {
+        // dockerd drops the weight with a warning on a host without the knob (CLI 28 prints
+        // it after the name).
+        assert_contains(
+            &format!("{}{}", out.stdout, out.stderr),
+            "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
+        );
+        assert_eq!(env.inspect("{{.HostConfig.BlkioWeight}}", &name), "0");
+    }
 }

@@ -17,7 +17,7 @@ use corral_runtime::spec::{
 };
 use serde_json::Value;
 
-use super::{Entry, LocalEngine, RuntimeConfig};
+use super::{blocking, Entry, LocalEngine, RuntimeConfig};
 use crate::api::{Created, ExitStatus, WaitCondition, WaitFuture};
 use crate::error::{io, Error, Result};
 
@@ -193,6 +193,9 @@ impl LocalEngine {
             ));
         }
         self.runtime_for(spec)?;
+        // Resource limits are checked at create, as dockerd does, not first at start.
+        check_cpusets(&spec.host)?;
+        spec::update_resources(&spec.host, host_features()).map_err(corral_runtime::Error::from)?;
         Ok(())
     }
 
@@ -226,6 +229,11 @@ impl LocalEngine {
                 }
             },
         };
+        let mut warnings = Vec::new();
+        if spec.host.blkio_weight > 0 && !blkio_weight_supported() {
+            spec.host.blkio_weight = 0;
+            warnings.push(BLKIO_WEIGHT_WARNING.to_owned());
+        }
         self.validate(&spec)?;
         merge_image_config(&mut spec, &img.config);
         super::health::merge_image_healthcheck(&mut spec, &img.config)?;
@@ -262,15 +270,19 @@ impl LocalEngine {
             volume_mounts,
         };
         let dir = self.container_dir(&id);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
+        let (this, id2, dir2) = (self.clone(), id.clone(), dir.clone());
+        let prepared = blocking(move || {
+            std::fs::create_dir_all(&dir2).map_err(io(format!("creating {}", dir2.display())))?;
+            if let Err(e) = this.inner.snapshots.prepare(id2.as_str(), &diff_ids) {
+                let _ = std::fs::remove_dir_all(&dir2);
+                return Err(e.into());
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = prepared {
             self.drop_anonymous(&rec.volume_mounts).await;
-            return Err(io(format!("creating {}", dir.display()))(e));
-        }
-        let snaps = &self.inner.snapshots;
-        if let Err(e) = snaps.prepare(id.as_str(), &diff_ids) {
-            let _ = std::fs::remove_dir_all(&dir);
-            self.drop_anonymous(&rec.volume_mounts).await;
-            return Err(e.into());
+            return Err(e);
         }
         let store = self.inner.store.clone();
         let rec2 = rec.clone();
@@ -278,8 +290,13 @@ impl LocalEngine {
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         if let Err(e) = inserted {
-            let _ = snaps.remove(id.as_str());
-            let _ = std::fs::remove_dir_all(&dir);
+            let (this, id2) = (self.clone(), id.clone());
+            let _ = blocking(move || {
+                let _ = this.inner.snapshots.remove(id2.as_str());
+                let _ = std::fs::remove_dir_all(&dir);
+                Ok(())
+            })
+            .await;
             self.drop_anonymous(&rec.volume_mounts).await;
             return Err(match e {
                 corral_store::Error::Conflict(_) => name_conflict(name.as_str(), &id),
@@ -293,7 +310,7 @@ impl LocalEngine {
         self.container_event(&rec, "create", &[]);
         Ok(Created {
             id: id.to_string(),
-            warnings: Vec::new(),
+            warnings,
         })
     }
 
@@ -562,7 +579,6 @@ impl LocalEngine {
         let state_dir = match bundle {
             Ok(d) => d,
             Err(e) => {
-                let _ = self.inner.snapshots.unmount(rec.id.as_str());
                 self.record_start_failure(&entry, &e.to_string(), 128).await;
                 return Err(e);
             }
@@ -598,7 +614,6 @@ impl LocalEngine {
                     } => (message.clone(), *exit_code),
                     other => (other.to_string(), 128),
                 };
-                let _ = self.inner.snapshots.unmount(rec.id.as_str());
                 self.record_start_failure(&entry, &msg, code).await;
                 return Err(Error::StartFailed(msg));
             }
@@ -655,13 +670,20 @@ impl LocalEngine {
         Ok((size, files))
     }
 
+    /// Unmounts a container's rootfs on the blocking pool (an unmount can hang on a busy
+    /// or remote filesystem).
+    pub(crate) async fn unmount_rootfs(&self, id: &ContainerId) -> Result<()> {
+        let (this, id) = (self.clone(), id.clone());
+        blocking(move || Ok(this.inner.snapshots.unmount(id.as_str())?)).await
+    }
+
     async fn record_start_failure(&self, entry: &Arc<Entry>, msg: &str, code: i32) {
         // Attach sessions waiting for this start end now.
         entry.pending_attach.lock().clear();
         let id = entry.record.lock().id.clone();
         self.disconnect_network(&id).await;
         // Every failed start leaves the rootfs unmounted, whichever step failed.
-        if let Err(e) = self.inner.snapshots.unmount(id.as_str()) {
+        if let Err(e) = self.unmount_rootfs(&id).await {
             tracing::debug!(container = %id, error = %e, "unmounting after a failed start");
         }
         let res = self
@@ -714,7 +736,8 @@ impl LocalEngine {
         *entry.shim.lock() = None;
         let id = entry.record.lock().id.clone();
         self.health_stop(&id);
-        if let Err(e) = self.inner.snapshots.unmount(id.as_str()) {
+        self.drop_execs_of(&id);
+        if let Err(e) = self.unmount_rootfs(&id).await {
             tracing::warn!(container = %id, error = %e, "unmounting rootfs");
         }
         self.unmount_volumes(&entry.snapshot());
@@ -892,17 +915,23 @@ impl LocalEngine {
         } else {
             shim.resume().await?;
         }
+        // The container may have exited meanwhile (`record_exit` does not wait for `op`):
+        // its recorded exit stays.
+        let mut alive = false;
         self.update(&entry, |r| {
-            r.state.status = if pause {
-                ContainerStatus::Paused
-            } else {
-                ContainerStatus::Running
-            };
+            alive = r.state.status.is_alive();
+            if alive {
+                r.state.status = if pause {
+                    ContainerStatus::Paused
+                } else {
+                    ContainerStatus::Running
+                };
+            }
         })
         .await?;
         if pause {
             self.health_stop(&rec.id);
-        } else {
+        } else if alive {
             self.health_start(&entry);
         }
         self.container_event(&rec, if pause { "pause" } else { "unpause" }, &[]);
@@ -916,22 +945,36 @@ impl LocalEngine {
                 "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
             ))
         })?;
-        let old = entry.record.lock().name.clone();
-        if old == new {
-            return Err(Error::Conflict(
-                "Renaming a container with the same name as its current name".to_owned(),
-            ));
-        }
-        if let Ok(other) = self.lookup(new.as_str()) {
-            let owner = other.record.lock().id.clone();
-            if other.record.lock().name == new {
+        // Check and claim the name under the table's lock, so two renames (or a rename and
+        // a create) cannot both take it; only the name changes, never the rest of a record
+        // that state updates may be writing meanwhile.
+        let old = {
+            let all = self.inner.containers.write();
+            if entry.record.lock().name == new {
+                return Err(Error::Conflict(
+                    "Renaming a container with the same name as its current name".to_owned(),
+                ));
+            }
+            if let Some(owner) = all
+                .iter()
+                .find_map(|(id, e)| (e.record.lock().name == new).then(|| id.clone()))
+            {
                 return Err(name_conflict(new.as_str(), &owner));
             }
-        }
-        let before = entry.snapshot();
-        entry.record.lock().name = new.clone();
+            let mut rec = entry.record.lock();
+            std::mem::replace(&mut rec.name, new.clone())
+        };
         if let Err(e) = self.save(&entry).await {
-            *entry.record.lock() = before;
+            {
+                let mut rec = entry.record.lock();
+                if rec.name == new {
+                    rec.name = old.clone();
+                }
+            }
+            // A concurrent save may have written the new name meanwhile.
+            if let Err(e2) = self.save(&entry).await {
+                tracing::warn!(error = %e2, "restoring the name after a failed rename");
+            }
             return Err(e);
         }
         self.refresh_dns();
@@ -1011,12 +1054,17 @@ impl LocalEngine {
             .map_err(|e| Error::Internal(e.to_string()))??;
         self.inner.containers.write().remove(&rec.id);
         self.disconnect_network(&rec.id).await;
-        let _ = self.inner.snapshots.unmount(rec.id.as_str());
-        if let Err(e) = self.inner.snapshots.remove(rec.id.as_str()) {
-            tracing::warn!(container = %rec.id, error = %e, "removing rootfs");
-        }
-        let _ = std::fs::remove_dir_all(self.container_dir(&rec.id));
-        let _ = std::fs::remove_dir_all(self.state_dir(&rec.id));
+        let (this, id) = (self.clone(), rec.id.clone());
+        let _ = blocking(move || {
+            let _ = this.inner.snapshots.unmount(id.as_str());
+            if let Err(e) = this.inner.snapshots.remove(id.as_str()) {
+                tracing::warn!(container = %id, error = %e, "removing rootfs");
+            }
+            let _ = std::fs::remove_dir_all(this.container_dir(&id));
+            let _ = std::fs::remove_dir_all(this.state_dir(&id));
+            Ok(())
+        })
+        .await;
         self.container_event(&rec, "destroy", &[]);
         if volumes {
             self.drop_anonymous(&rec.volume_mounts).await;
@@ -1150,14 +1198,66 @@ pub(super) fn host_features() -> spec::HostFeatures {
             nofile_hard.map_or(spec::DEFAULT_NOFILE, |h| h.min(spec::DEFAULT_NOFILE)),
         ),
         capability_bound: spec::bounding_set_from_status(&status, "CapBnd"),
+        blkio_weight: blkio_weight_supported(),
     }
 }
+
+/// Whether the block I/O controller takes a weight (dockerd's `sysInfo.BlkioWeight`).
+pub(crate) fn blkio_weight_supported() -> bool {
+    if is_pure_cgroup_v2() {
+        return std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"));
+    }
+    std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
+}
+
+/// The CPUs and memory nodes the host offers containers (the cpuset cgroup root's).
+pub(crate) fn available_cpusets() -> (String, String) {
+    let read = |v1: &str, v2: &str| {
+        std::fs::read_to_string(v1)
+            .or_else(|_| std::fs::read_to_string(v2))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    (
+        read(
+            "/sys/fs/cgroup/cpuset/cpuset.cpus",
+            "/sys/fs/cgroup/cpuset.cpus.effective",
+        ),
+        read(
+            "/sys/fs/cgroup/cpuset/cpuset.mems",
+            "/sys/fs/cgroup/cpuset.mems.effective",
+        ),
+    )
+}
+
+/// dockerd's checks of `--cpuset-cpus`/`--cpuset-mems` against what the host offers.
+pub(crate) fn check_cpusets(host: &corral_core::container::HostSpec) -> Result<()> {
+    if host.cpuset_cpus.is_empty() && host.cpuset_mems.is_empty() {
+        return Ok(());
+    }
+    let (cpus, mems) = available_cpusets();
+    if !host.cpuset_cpus.is_empty() {
+        spec::check_cpuset_available("CPUs", &host.cpuset_cpus, &cpus)
+            .map_err(corral_runtime::Error::from)?;
+    }
+    if !host.cpuset_mems.is_empty() {
+        spec::check_cpuset_available("memory nodes", &host.cpuset_mems, &mems)
+            .map_err(corral_runtime::Error::from)?;
+    }
+    Ok(())
+}
+
+/// dockerd's warning when `--blkio-weight` cannot be applied and is dropped.
+pub(crate) const BLKIO_WEIGHT_WARNING: &str =
+    "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
 
 fn is_pure_cgroup_v2() -> bool {
     std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
-fn swap_limit_supported() -> bool {
+/// Whether the memory cgroup accounts swap: dockerd's `SwapLimit` in `/info`.
+pub(crate) fn swap_limit_supported() -> bool {
     std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
         || std::path::Path::new("/sys/fs/cgroup/memory.swap.max").exists()
         || is_pure_cgroup_v2()

@@ -25,8 +25,9 @@ const START_FAILED: i64 = 126;
 const EXIT_UNKNOWN: i64 = 255;
 /// How long the end of an exec's output stream waits for the exit code to be recorded.
 const EXIT_RECORD_TIMEOUT: Duration = Duration::from_secs(10);
-/// Finished sessions kept for `exec inspect` before the oldest are dropped.
-const MAX_FINISHED: usize = 256;
+/// Idle sessions (finished, or created and never started) kept before the oldest are
+/// dropped.
+const MAX_IDLE: usize = 256;
 
 /// One exec session.
 pub(crate) struct ExecEntry {
@@ -64,6 +65,12 @@ impl ExecEntry {
             open_stdin: self.spec.attach_stdin,
             detach_keys: self.spec.detach_keys.clone(),
         }
+    }
+
+    /// Started and not yet finished (a start in progress counts).
+    fn is_running(&self) -> bool {
+        let run = self.run.lock();
+        run.started && run.exit_code.is_none()
     }
 
     /// Records the exit code and wakes the end of the output stream.
@@ -120,6 +127,16 @@ impl LocalEngine {
         let action = format!("exec_create: {}", exec.command_line());
         self.container_event(&rec, &action, &[("execID", id.clone())]);
         Ok(id)
+    }
+
+    /// Forgets the unfinished exec sessions (never started, or still running) of a
+    /// container whose process ended, as dockerd does when it cleans up after an exit;
+    /// finished ones stay inspectable until pruned.
+    pub(crate) fn drop_execs_of(&self, container: &ContainerId) {
+        self.inner
+            .execs
+            .lock()
+            .retain(|_, e| &e.container != container || e.run.lock().exit_code.is_some());
     }
 
     /// `POST /exec/{id}/start`: runs the process. Without `detach` the returned streams
@@ -327,21 +344,21 @@ fn start_failed(exec: &ExecEntry, message: String, detach: bool) -> Result<Optio
     }))
 }
 
-/// Drops finished sessions of removed containers, and the oldest finished ones past
-/// [`MAX_FINISHED`].
+/// Drops idle sessions (finished, or never started) of removed containers, and the
+/// oldest idle ones past [`MAX_IDLE`]. A running session stays until it ends.
 fn prune(
     execs: &mut std::collections::BTreeMap<String, Arc<ExecEntry>>,
     container_exists: impl Fn(&ContainerId) -> bool,
 ) {
-    execs.retain(|_, e| e.run.lock().exit_code.is_none() || container_exists(&e.container));
-    let mut finished: Vec<(u64, String)> = execs
+    execs.retain(|_, e| e.is_running() || container_exists(&e.container));
+    let mut idle: Vec<(u64, String)> = execs
         .values()
-        .filter(|e| e.run.lock().exit_code.is_some())
+        .filter(|e| !e.is_running())
         .map(|e| (e.serial, e.id.clone()))
         .collect();
-    if finished.len() > MAX_FINISHED {
-        finished.sort();
-        for (_, id) in &finished[..finished.len() - MAX_FINISHED] {
+    if idle.len() > MAX_IDLE {
+        idle.sort();
+        for (_, id) in &idle[..idle.len() - MAX_IDLE] {
             execs.remove(id);
         }
     }
@@ -678,16 +695,19 @@ mod tests {
         let mut execs = std::collections::BTreeMap::new();
         let gone = ContainerId::random();
         let live = ContainerId::random();
+        // `code`: `None` running, `Some(None)` created and never started, `Some(Some(c))`
+        // finished with `c`.
         let add = |execs: &mut std::collections::BTreeMap<String, Arc<ExecEntry>>,
                    id: String,
                    container: &ContainerId,
                    serial: u64,
-                   code: Option<i64>| {
-            let (exit, _) = watch::channel(code);
+                   code: Option<Option<i64>>| {
+            let exit_code = code.flatten();
+            let (exit, _) = watch::channel(exit_code);
             let run = ExecRun {
-                started: true,
+                started: code != Some(None),
                 running: code.is_none(),
-                exit_code: code,
+                exit_code,
                 pid: 1,
             };
             execs.insert(
@@ -703,15 +723,28 @@ mod tests {
             );
         };
         add(&mut execs, "running-gone".into(), &gone, 0, None);
-        add(&mut execs, "done-gone".into(), &gone, 1, Some(0));
-        for n in 0..(MAX_FINISHED as u64 + 5) {
-            add(&mut execs, format!("done-{n}"), &live, n + 2, Some(0));
+        add(&mut execs, "done-gone".into(), &gone, 1, Some(Some(0)));
+        add(&mut execs, "unstarted-gone".into(), &gone, 2, Some(None));
+        add(&mut execs, "unstarted-0".into(), &live, 3, Some(None));
+        for n in 0..(MAX_IDLE as u64 + 5) {
+            add(&mut execs, format!("done-{n}"), &live, n + 4, Some(Some(0)));
         }
+        add(
+            &mut execs,
+            "unstarted-new".into(),
+            &live,
+            MAX_IDLE as u64 + 10,
+            Some(None),
+        );
         prune(&mut execs, |c| *c == live);
         assert!(execs.contains_key("running-gone"));
         assert!(!execs.contains_key("done-gone"));
+        assert!(!execs.contains_key("unstarted-gone"));
+        // Idle sessions are capped together, oldest first, whether they ran or not.
+        assert!(!execs.contains_key("unstarted-0"));
         assert!(!execs.contains_key("done-0"));
-        assert!(execs.contains_key(&format!("done-{}", MAX_FINISHED as u64 + 4)));
-        assert_eq!(execs.len(), MAX_FINISHED + 1);
+        assert!(execs.contains_key(&format!("done-{}", MAX_IDLE as u64 + 4)));
+        assert!(execs.contains_key("unstarted-new"));
+        assert_eq!(execs.len(), MAX_IDLE + 1);
     }
 }

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use super::{Entry, LocalEngine};
+use super::{blocking, Entry, LocalEngine};
 use crate::api::BoxRead;
 use crate::error::{Error, Result};
 
@@ -104,17 +104,6 @@ impl Read for BlockingReader {
     }
 }
 
-/// Runs blocking work off the runtime.
-async fn blocking<T, F>(f: F) -> Result<T>
-where
-    F: FnOnce() -> Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-}
-
 /// Keeps a container's merged rootfs mounted while a file operation uses it; unmounts it
 /// on drop when this was the last user and the container is not running (a running
 /// container's rootfs stays mounted, as its runtime needs it).
@@ -133,22 +122,33 @@ impl RootfsGuard {
 
 impl Drop for RootfsGuard {
     fn drop(&mut self) {
-        let mut users = USERS.lock();
-        let last = match users.get_mut(&self.plan.rootfs) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
-            }
-            _ => {
-                users.remove(&self.plan.rootfs);
-                true
+        let (engine, entry) = (self.engine.clone(), self.entry.clone());
+        let plan = self.plan.clone();
+        // The count and the unmount happen together under `USERS`, so a new user either
+        // counts first (no unmount) or mounts again after the unmount.
+        let release = move || {
+            let mut users = USERS.lock();
+            let last = match users.get_mut(&plan.rootfs) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                _ => {
+                    users.remove(&plan.rootfs);
+                    true
+                }
+            };
+            let alive = entry.record.lock().state.status.is_alive();
+            if last && !alive {
+                if let Err(e) = engine.inner.snapshots.unmount(&plan.id) {
+                    tracing::warn!(container = %plan.id, error = %e, "unmounting rootfs after file operation");
+                }
             }
         };
-        let alive = self.entry.record.lock().state.status.is_alive();
-        if last && !alive {
-            if let Err(e) = self.engine.inner.snapshots.unmount(&self.plan.id) {
-                tracing::warn!(container = %self.plan.id, error = %e, "unmounting rootfs after file operation");
-            }
+        // Dropped on a runtime thread: the unmount goes to the blocking pool.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(release)),
+            Err(_) => release(),
         }
     }
 }

@@ -13,12 +13,15 @@ mod resolve;
 mod restart;
 mod stats;
 mod streams;
+#[cfg(test)]
+mod tests;
 mod trait_impl;
 mod update;
 mod volumes;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use corral_core::{ContainerId, ContainerRecord, ContainerStatus, ImageRecord};
@@ -98,6 +101,11 @@ pub(crate) type PendingAttach = (
 /// One container's live bookkeeping.
 pub(crate) struct Entry {
     pub(crate) record: Mutex<ContainerRecord>,
+    /// Numbers the record's snapshots taken for saving (taken under `record`'s lock), so
+    /// a save that reaches SQLite after a newer one is dropped instead of undoing it.
+    pub(crate) write_seq: AtomicU64,
+    /// The newest snapshot written to the store; held across the (blocking) write.
+    pub(crate) written_seq: Mutex<u64>,
     /// Serialises lifecycle operations (start, stop, remove) on this container.
     pub(crate) op: tokio::sync::Mutex<()>,
     pub(crate) run: watch::Sender<RunState>,
@@ -120,6 +128,8 @@ impl Entry {
         });
         Arc::new(Self {
             record: Mutex::new(record),
+            write_seq: AtomicU64::new(0),
+            written_seq: Mutex::new(0),
             op: tokio::sync::Mutex::new(()),
             run,
             pending_attach: Mutex::new(Vec::new()),
@@ -131,6 +141,13 @@ impl Entry {
 
     pub(crate) fn snapshot(&self) -> ContainerRecord {
         self.record.lock().clone()
+    }
+
+    /// The record and its write sequence number, taken together.
+    fn snapshot_for_write(&self) -> (ContainerRecord, u64) {
+        let rec = self.record.lock();
+        let seq = self.write_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        (rec.clone(), seq)
     }
 }
 
@@ -155,6 +172,18 @@ pub(crate) struct Inner {
     pub(crate) network: network::Networking,
     /// Health monitors of running containers.
     pub(crate) health: Mutex<BTreeMap<ContainerId, health::Monitor>>,
+}
+
+/// Runs blocking work (filesystem, mounts, SQLite) on tokio's blocking pool, so a slow
+/// disk or a hung mount never occupies a worker thread that serves other requests.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
 }
 
 // === impl Inner ===
@@ -276,14 +305,23 @@ impl LocalEngine {
         .await;
     }
 
-    /// Persists a container's record and updates the cache, as one step.
+    /// Persists a container's current record. Saves of one container reach the store in
+    /// the order their snapshots were taken: a save overtaken by a newer one (whose
+    /// snapshot already holds its change) writes nothing.
     pub(crate) async fn save(&self, entry: &Arc<Entry>) -> Result<()> {
-        let rec = entry.snapshot();
+        let (rec, seq) = entry.snapshot_for_write();
         let store = self.inner.store.clone();
-        tokio::task::spawn_blocking(move || store.update_container(&rec))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
-        Ok(())
+        let entry = entry.clone();
+        blocking(move || {
+            let mut written = entry.written_seq.lock();
+            if *written > seq {
+                return Ok(());
+            }
+            store.update_container(&rec)?;
+            *written = seq;
+            Ok(())
+        })
+        .await
     }
 
     /// Mutates a record, persists it, then publishes the change to waiters.

@@ -12,6 +12,9 @@ use crate::api::*;
 use crate::error::{Error, Result};
 use crate::events::Event;
 
+/// The host's IPv4 forwarding switch, as dockerd reads it for `/info`.
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
 #[async_trait]
 impl Engine for LocalEngine {
     async fn pull_image(
@@ -207,15 +210,27 @@ impl Engine for LocalEngine {
     async fn info(&self) -> Result<HostInfo> {
         let cfg = &self.inner.cfg;
         let this = self.clone();
-        let warnings =
-            tokio::task::spawn_blocking(move || this.inner.network.host_firewall_warning())
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?
+        let (warnings, swap_limit, ipv4_forwarding) = tokio::task::spawn_blocking(move || {
+            let warnings: Vec<String> = this
+                .inner
+                .network
+                .host_firewall_warning()
                 .into_iter()
                 .map(|w| format!("WARNING: {w}"))
                 .collect();
+            let forwarding = std::fs::read_to_string(IP_FORWARD).is_ok_and(|s| s.trim() == "1");
+            (
+                warnings,
+                super::containers::swap_limit_supported(),
+                forwarding,
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
         Ok(HostInfo {
             warnings,
+            swap_limit,
+            ipv4_forwarding,
             containers: self.counts(),
             images: self.inner.images.read().len(),
             default_runtime: cfg.default_runtime.clone(),

@@ -52,11 +52,50 @@ pub(crate) fn merge_update(host: &HostSpec, u: &ContainerUpdate) -> Result<HostS
     if u.memory_swap != 0 {
         next.memory_swap = u.memory_swap;
     }
+    // dockerd refuses to mix `--cpus` with a CFS period or quota across updates.
+    if u.nano_cpus > 0 && host.cpu_period > 0 {
+        return Err(conflict(
+            "Nano CPUs cannot be updated as CPU Period has already been set",
+        ));
+    }
+    if u.nano_cpus > 0 && host.cpu_quota > 0 {
+        return Err(conflict(
+            "Nano CPUs cannot be updated as CPU Quota has already been set",
+        ));
+    }
+    if u.cpu_period > 0 && host.nano_cpus > 0 {
+        return Err(conflict(
+            "CPU Period cannot be updated as NanoCPUs has already been set",
+        ));
+    }
+    if u.cpu_quota > 0 && host.nano_cpus > 0 {
+        return Err(conflict(
+            "CPU Quota cannot be updated as NanoCPUs has already been set",
+        ));
+    }
     if u.nano_cpus != 0 {
         next.nano_cpus = u.nano_cpus;
     }
     if u.cpu_shares != 0 {
         next.cpu_shares = u.cpu_shares;
+    }
+    if u.cpu_period != 0 {
+        next.cpu_period = u.cpu_period;
+    }
+    if u.cpu_quota != 0 {
+        next.cpu_quota = u.cpu_quota;
+    }
+    if !u.cpuset_cpus.is_empty() {
+        next.cpuset_cpus.clone_from(&u.cpuset_cpus);
+    }
+    if !u.cpuset_mems.is_empty() {
+        next.cpuset_mems.clone_from(&u.cpuset_mems);
+    }
+    if u.memory_reservation != 0 {
+        next.memory_reservation = u.memory_reservation;
+    }
+    if u.blkio_weight != 0 {
+        next.blkio_weight = u.blkio_weight;
     }
     if let Some(p) = u.pids_limit.filter(|p| *p != 0) {
         next.pids_limit = Some(p);
@@ -64,26 +103,48 @@ pub(crate) fn merge_update(host: &HostSpec, u: &ContainerUpdate) -> Result<HostS
     Ok(next)
 }
 
+fn conflict(what: &str) -> Error {
+    Error::InvalidInput(format!("Conflicting options: {what}"))
+}
+
+/// Whether any limit written to the cgroup differs between `a` and `b`.
+fn limits_differ(a: &HostSpec, b: &HostSpec) -> bool {
+    a.memory != b.memory
+        || a.memory_swap != b.memory_swap
+        || a.memory_reservation != b.memory_reservation
+        || a.nano_cpus != b.nano_cpus
+        || a.cpu_shares != b.cpu_shares
+        || a.cpu_period != b.cpu_period
+        || a.cpu_quota != b.cpu_quota
+        || a.cpuset_cpus != b.cpuset_cpus
+        || a.cpuset_mems != b.cpuset_mems
+        || a.blkio_weight != b.blkio_weight
+        || a.pids_limit != b.pids_limit
+}
+
 impl LocalEngine {
     /// Applies `u` to container `name`: validates, writes the running container's cgroup,
     /// then persists the record; a refused value leaves both unchanged. Returns dockerd's
-    /// warnings (none so far).
+    /// warnings (a block I/O weight the host cannot apply is dropped with one).
     pub(crate) async fn update_limits(
         &self,
         name: &str,
         u: ContainerUpdate,
     ) -> Result<Vec<String>> {
+        let mut u = u;
+        let mut warnings = Vec::new();
+        if u.blkio_weight != 0 && !super::containers::blkio_weight_supported() {
+            u.blkio_weight = 0;
+            warnings.push(super::containers::BLKIO_WEIGHT_WARNING.to_owned());
+        }
         let entry = self.lookup(name)?;
         let before = entry.snapshot();
         let host = merge_update(&before.spec.host, &u)?;
+        super::containers::check_cpusets(&host)?;
         let features = super::containers::host_features();
         let resources =
             spec::update_resources(&host, features).map_err(corral_runtime::Error::from)?;
-        let limits_changed = host.memory != before.spec.host.memory
-            || host.memory_swap != before.spec.host.memory_swap
-            || host.nano_cpus != before.spec.host.nano_cpus
-            || host.cpu_shares != before.spec.host.cpu_shares
-            || host.pids_limit != before.spec.host.pids_limit;
+        let limits_changed = limits_differ(&host, &before.spec.host);
         if limits_changed && before.state.status.is_alive() {
             let path = format!("/corral-{}/{}", self.inner.cfg.instance, before.id);
             let id = before.id.to_string();
@@ -96,11 +157,11 @@ impl LocalEngine {
         }
         entry.record.lock().spec.host = host;
         if let Err(e) = self.save(&entry).await {
-            *entry.record.lock() = before;
+            entry.record.lock().spec.host = before.spec.host;
             return Err(e);
         }
         self.container_event(&entry.snapshot(), "update", &[]);
-        Ok(Vec::new())
+        Ok(warnings)
     }
 }
 
@@ -198,5 +259,76 @@ mod tests {
         assert!(e.contains("update the memoryswap at the same time"), "{e}");
         let next = raise(128 << 20, 256 << 20).unwrap();
         assert_eq!((next.memory, next.memory_swap), (128 << 20, 256 << 20));
+    }
+
+    #[test]
+    fn cfs_cpuset_reservation_and_blkio_fields_update_and_keep() {
+        let host = HostSpec {
+            cpu_period: 100_000,
+            cpuset_mems: "0".into(),
+            ..HostSpec::default()
+        };
+        let next = merge_update(
+            &host,
+            &ContainerUpdate {
+                cpu_quota: 20_000,
+                cpuset_cpus: "0".into(),
+                memory_reservation: 8 << 20,
+                blkio_weight: 200,
+                ..ContainerUpdate::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                next.cpu_period,
+                next.cpu_quota,
+                next.cpuset_cpus.as_str(),
+                next.cpuset_mems.as_str(),
+                next.memory_reservation,
+                next.blkio_weight
+            ),
+            (100_000, 20_000, "0", "0", 8 << 20, 200)
+        );
+        assert!(limits_differ(&host, &next));
+        assert!(!limits_differ(&next, &next.clone()));
+    }
+
+    #[test]
+    fn nano_cpus_and_cfs_limits_do_not_mix_across_updates() {
+        let nano = HostSpec {
+            nano_cpus: 500_000_000,
+            ..HostSpec::default()
+        };
+        let e = merge_update(
+            &nano,
+            &ContainerUpdate {
+                cpu_quota: 20_000,
+                ..ContainerUpdate::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("CPU Quota cannot be updated as NanoCPUs has already been set"),
+            "{e}"
+        );
+        let cfs = HostSpec {
+            cpu_period: 100_000,
+            ..HostSpec::default()
+        };
+        let e = merge_update(
+            &cfs,
+            &ContainerUpdate {
+                nano_cpus: 500_000_000,
+                ..ContainerUpdate::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("Nano CPUs cannot be updated as CPU Period has already been set"),
+            "{e}"
+        );
     }
 }

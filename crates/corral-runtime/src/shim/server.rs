@@ -598,7 +598,7 @@ impl Shim {
                     .lock()
                     .pause(id)
                     .map_err(runtime_err("pause"))?;
-                *self.status.lock() = ContainerStatus::Paused;
+                self.set_status_unless_stopped(ContainerStatus::Paused);
                 Ok(Response::Ok)
             }
             Request::Resume => {
@@ -607,7 +607,7 @@ impl Shim {
                     .lock()
                     .resume(id)
                     .map_err(runtime_err("resume"))?;
-                *self.status.lock() = ContainerStatus::Running;
+                self.set_status_unless_stopped(ContainerStatus::Running);
                 Ok(Response::Ok)
             }
             Request::Resize { height, width } => {
@@ -670,6 +670,13 @@ impl Shim {
             ))),
             _ => Err(ShimError::NotRunning(self.args.id.clone())),
         }
+    }
+
+    /// Records a pause or resume, unless the init exited meanwhile: `finish` sets
+    /// `Stopped` under the same lock, and nothing may turn that back into a live status.
+    fn set_status_unless_stopped(&self, new: ContainerStatus) {
+        let mut status = self.status.lock();
+        *status = after_pause_or_resume(*status, new);
     }
 
     fn ensure_alive(&self) -> Result<()> {
@@ -751,5 +758,28 @@ impl Shim {
             self.delivered_changed
                 .wait_for(&mut delivered, AFTER_WAIT_GRACE);
         }
+    }
+}
+
+/// The status after a pause or resume that succeeded in the runtime: `Stopped` is final.
+fn after_pause_or_resume(current: ContainerStatus, new: ContainerStatus) -> ContainerStatus {
+    if current == ContainerStatus::Stopped {
+        current
+    } else {
+        new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pause_and_resume_never_revive_a_stopped_container() {
+        use ContainerStatus::{Paused, Running, Stopped};
+        assert_eq!(after_pause_or_resume(Running, Paused), Paused);
+        assert_eq!(after_pause_or_resume(Paused, Running), Running);
+        assert_eq!(after_pause_or_resume(Stopped, Paused), Stopped);
+        assert_eq!(after_pause_or_resume(Stopped, Running), Stopped);
     }
 }

@@ -36,7 +36,7 @@ pub use caps::{
 pub use error::{Result, SpecError};
 pub use mounts::{MountKind, NetworkFiles, ResolvedMount, DEFAULT_SHM_SIZE};
 pub use process::{merge_env, resolve_process, ImageConfig, ProcessArgs, DEFAULT_PATH};
-pub use resources::{HostFeatures, DEFAULT_NOFILE};
+pub use resources::{check_cpuset_available, parse_cpuset, HostFeatures, DEFAULT_NOFILE};
 pub use rootfs::{ensure_workdir, secure_join};
 pub use seccomp::{host_arch, SeccompProfile};
 pub use user::{resolve_user, resolve_user_from, ResolvedUser};

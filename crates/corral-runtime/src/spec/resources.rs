@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use corral_core::container::HostSpec;
 use oci_spec::runtime::{
-    LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder,
-    LinuxDeviceType, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
-    PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
+    LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder, LinuxPidsBuilder,
+    LinuxResources, LinuxResourcesBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
 };
 
 use super::error::{Result, SpecError};
@@ -35,6 +35,9 @@ pub struct HostFeatures {
     /// [`super::bounding_set_from_status`]). `--privileged` and `--cap-add ALL` mean "every
     /// capability available", so they are narrowed to it; `None` assumes all are available.
     pub capability_bound: Option<u64>,
+    /// The block I/O controller takes a weight (`blkio.weight` on v1, the `io` controller
+    /// on v2). Without it `--blkio-weight` is dropped with a warning, as Docker does.
+    pub blkio_weight: bool,
 }
 
 impl Default for HostFeatures {
@@ -44,6 +47,7 @@ impl Default for HostFeatures {
             cgroup_v2: false,
             nofile_limit: Some(DEFAULT_NOFILE),
             capability_bound: None,
+            blkio_weight: true,
         }
     }
 }
@@ -158,6 +162,21 @@ pub(crate) fn resources(
             None => return Err(invalid("memory limit too large".into())),
         }
     }
+    if host.memory_reservation < 0 {
+        return Err(invalid("memory reservation can not be negative".into()));
+    }
+    if host.memory_reservation > 0 && host.memory_reservation < MIN_MEMORY {
+        return Err(invalid("Minimum memory reservation allowed is 6MB".into()));
+    }
+    if host.memory > 0 && host.memory_reservation > 0 && host.memory < host.memory_reservation {
+        return Err(invalid(
+            "Minimum memory limit can not be less than memory reservation limit, see usage".into(),
+        ));
+    }
+    if host.memory_reservation > 0 {
+        memory = memory.reservation(host.memory_reservation);
+        any_memory = true;
+    }
     if host.oom_kill_disable {
         memory = memory.disable_oom_killer(true);
         any_memory = true;
@@ -181,6 +200,58 @@ pub(crate) fn resources(
         cpu = cpu.shares(host.cpu_shares.unsigned_abs());
         any_cpu = true;
     }
+    if host.nano_cpus > 0 && host.cpu_period > 0 {
+        return Err(invalid(
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
+        ));
+    }
+    if host.nano_cpus > 0 && host.cpu_quota > 0 {
+        return Err(invalid(
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set".into(),
+        ));
+    }
+    if host.cpu_period != 0 && !(1000..=1_000_000).contains(&host.cpu_period) {
+        return Err(invalid(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+                .into(),
+        ));
+    }
+    if host.cpu_quota > 0 && host.cpu_quota < 1000 {
+        return Err(invalid(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)".into(),
+        ));
+    }
+    if host.cpu_period > 0 {
+        cpu = cpu.period(host.cpu_period.unsigned_abs());
+        any_cpu = true;
+    }
+    if host.cpu_quota > 0 {
+        cpu = cpu.quota(host.cpu_quota);
+        any_cpu = true;
+    }
+    if !host.cpuset_cpus.is_empty() {
+        parse_cpuset(&host.cpuset_cpus).ok_or_else(|| {
+            invalid(format!(
+                "Invalid value {} for cpuset cpus",
+                host.cpuset_cpus
+            ))
+        })?;
+        cpu = cpu.cpus(host.cpuset_cpus.clone());
+        any_cpu = true;
+    }
+    if !host.cpuset_mems.is_empty() {
+        parse_cpuset(&host.cpuset_mems).ok_or_else(|| {
+            invalid(format!(
+                "Invalid value {} for cpuset mems",
+                host.cpuset_mems
+            ))
+        })?;
+        cpu = cpu.mems(host.cpuset_mems.clone());
+        any_cpu = true;
+    }
+    if host.blkio_weight > 0 && !(10..=1000).contains(&host.blkio_weight) {
+        return Err(invalid("Range of blkio weight is from 10 to 1000".into()));
+    }
 
     let mut b = LinuxResourcesBuilder::default().devices(devices);
     if any_memory {
@@ -192,7 +263,55 @@ pub(crate) fn resources(
     if let Some(limit) = host.pids_limit.filter(|l| *l > 0) {
         b = b.pids(LinuxPidsBuilder::default().limit(limit).build()?);
     }
+    if host.blkio_weight > 0 && features.blkio_weight {
+        b = b.block_io(
+            LinuxBlockIoBuilder::default()
+                .weight(host.blkio_weight)
+                .build()?,
+        );
+    }
     Ok(b.build()?)
+}
+
+/// The CPUs or memory nodes of a cpuset list (`0-2,4`), or `None` when it is malformed
+/// (moby `parsers.ParseUintList`).
+pub fn parse_cpuset(list: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut out = std::collections::BTreeSet::new();
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => {
+                out.insert(part.parse().ok()?);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// dockerd's check that a requested cpuset is within what the host offers (`available`,
+/// the parent cgroup's `cpuset.cpus` or `cpuset.mems`); `what` is `CPUs` or `Memory nodes`.
+///
+/// # Errors
+/// [`SpecError::InvalidResources`] with dockerd's message when it is not.
+pub fn check_cpuset_available(what: &str, requested: &str, available: &str) -> Result<()> {
+    let (Some(req), Some(avail)) = (parse_cpuset(requested), parse_cpuset(available.trim())) else {
+        return Ok(());
+    };
+    if req.is_subset(&avail) {
+        return Ok(());
+    }
+    Err(SpecError::InvalidResources {
+        reason: format!(
+            "Requested {what} are not available - requested {requested}, available: {}",
+            available.trim()
+        ),
+    })
 }
 
 /// `RLIMIT_NOFILE` `nofile` (dockerd's own limit, which Docker containers inherit) with the
@@ -440,5 +559,109 @@ mod tests {
         bad.insert("kernel.panic".to_string(), "1".to_string());
         let err = sysctls(&bad, false, false).unwrap_err();
         assert_eq!(err.kind(), corral_core::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn cfs_cpuset_reservation_and_blkio_weight_are_applied() {
+        let h = HostSpec {
+            memory: 64 << 20,
+            memory_reservation: 32 << 20,
+            cpu_period: 50_000,
+            cpu_quota: 20_000,
+            cpuset_cpus: "0-1".into(),
+            cpuset_mems: "0".into(),
+            blkio_weight: 300,
+            ..host()
+        };
+        let r = resources(&h, HostFeatures::default(), vec![]).unwrap();
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!((cpu.period(), cpu.quota()), (Some(50_000), Some(20_000)));
+        assert_eq!(
+            (cpu.cpus().as_deref(), cpu.mems().as_deref()),
+            (Some("0-1"), Some("0"))
+        );
+        assert_eq!(r.memory().as_ref().unwrap().reservation(), Some(32 << 20));
+        assert_eq!(r.block_io().as_ref().unwrap().weight(), Some(300));
+        let unsupported = HostFeatures {
+            blkio_weight: false,
+            ..HostFeatures::default()
+        };
+        assert!(resources(&h, unsupported, vec![])
+            .unwrap()
+            .block_io()
+            .is_none());
+    }
+
+    #[test]
+    fn cfs_cpuset_reservation_and_blkio_weight_are_checked_like_dockerd() {
+        let err = |h: HostSpec| {
+            resources(&h, HostFeatures::default(), vec![])
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(HostSpec {
+            nano_cpus: 500_000_000,
+            cpu_quota: 20_000,
+            ..host()
+        });
+        assert!(
+            e.contains("Nano CPUs and CPU Quota cannot both be set"),
+            "{e}"
+        );
+        let e = err(HostSpec {
+            cpu_period: 500,
+            ..host()
+        });
+        assert!(e.contains("CPU cfs period can not be less than 1ms"), "{e}");
+        let e = err(HostSpec {
+            cpu_quota: 500,
+            ..host()
+        });
+        assert!(e.contains("CPU cfs quota can not be less than 1ms"), "{e}");
+        let e = err(HostSpec {
+            cpuset_cpus: "1-0".into(),
+            ..host()
+        });
+        assert!(e.contains("Invalid value 1-0 for cpuset cpus"), "{e}");
+        let e = err(HostSpec {
+            memory_reservation: 1 << 20,
+            ..host()
+        });
+        assert!(
+            e.contains("Minimum memory reservation allowed is 6MB"),
+            "{e}"
+        );
+        let e = err(HostSpec {
+            memory: 16 << 20,
+            memory_reservation: 32 << 20,
+            ..host()
+        });
+        assert!(e.contains("can not be less than memory reservation"), "{e}");
+        let e = err(HostSpec {
+            blkio_weight: 5,
+            ..host()
+        });
+        assert!(
+            e.contains("Range of blkio weight is from 10 to 1000"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cpusets_must_be_within_what_the_host_offers() {
+        assert_eq!(
+            parse_cpuset("0-2,5")
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            [0, 1, 2, 5]
+        );
+        assert!(parse_cpuset("a").is_none() && parse_cpuset("").is_none());
+        check_cpuset_available("CPUs", "0,1", "0-1\n").unwrap();
+        let e = check_cpuset_available("CPUs", "5", "0-1").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid resources: Requested CPUs are not available - requested 5, available: 0-1"
+        );
     }
 }
