@@ -76,7 +76,7 @@ pub(crate) fn human_duration(d: chrono::Duration) -> String {
 }
 
 /// The `Status` column of `docker ps`.
-fn status_text(c: &ContainerRecord, now: DateTime<Utc>) -> String {
+pub(crate) fn status_text(c: &ContainerRecord, now: DateTime<Utc>) -> String {
     use corral_core::ContainerStatus::*;
     let st = &c.state;
     match st.status {
@@ -104,7 +104,7 @@ fn status_text(c: &ContainerRecord, now: DateTime<Utc>) -> String {
     }
 }
 
-fn command_text(c: &ContainerRecord) -> String {
+pub(crate) fn command_text(c: &ContainerRecord) -> String {
     let mut parts = vec![c.path.clone()];
     parts.extend(c.args.iter().cloned());
     parts.join(" ")
@@ -166,7 +166,7 @@ fn matches_filters(c: &ContainerRecord, f: &Filters, image_ids: &BTreeMap<String
 pub(crate) async fn list(
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let f = Filters::parse(q.filters.as_deref())?;
     f.validate(LIST_FILTERS)?;
     for s in f.get("status").unwrap_or(&[]) {
@@ -199,8 +199,7 @@ pub(crate) async fn list(
         || q.limit.is_some_and(|l| l > 0)
         || f.get("status").is_some()
         || f.get("exited").is_some();
-    let now = Utc::now();
-    let mut out = Vec::new();
+    let mut shown = Vec::new();
     for c in &all {
         if !show_all && !c.state.status.is_alive() {
             continue;
@@ -208,34 +207,19 @@ pub(crate) async fn list(
         if !matches_filters(c, &f, &image_ids) {
             continue;
         }
-        let mut item = json!({
-            "Id": c.id.as_str(),
-            "Names": [format!("/{}", c.name)],
-            "Image": c.spec.image,
-            "ImageID": c.image_id,
-            "Command": command_text(c),
-            "Created": c.created.timestamp(),
-            "Ports": [],
-            "Labels": c.spec.labels,
-            "State": c.state.status.as_str(),
-            "Status": status_text(c, now),
-            "HostConfig": {"NetworkMode": c.spec.host.network_mode.clone().unwrap_or_else(|| "default".into())},
-            "NetworkSettings": {"Networks": {}},
-            "Mounts": mounts_json(c, &|n| st.engine.volume_mountpoint(n)),
-        });
-        if let Some(n) = st.engine.container_network(c.id.as_str()) {
-            crate::networks::fill_list_item(&mut item, &n);
-        }
-        if flag(&q.size) {
-            item["SizeRw"] = json!(0);
-            item["SizeRootFs"] = json!(0);
-        }
-        out.push(item);
-        if q.limit.is_some_and(|l| l > 0 && out.len() as i64 >= l) {
+        shown.push(c);
+        if q.limit.is_some_and(|l| l > 0 && shown.len() as i64 >= l) {
             break;
         }
     }
-    Ok(Json(Value::Array(out)))
+    let engine = &st.engine;
+    let lookups = crate::list::ListLookups {
+        volume_mountpoint: &|n| engine.volume_mountpoint(n),
+        network: &|id| engine.container_network(id),
+    };
+    let body = crate::list::render_container_list(&shown, Utc::now(), flag(&q.size), &lookups)
+        .map_err(|e| ApiError::from(corral_engine::Error::Internal(e.to_string())))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 // === create ===
@@ -441,7 +425,7 @@ pub(crate) async fn create(
 
 // === inspect ===
 
-fn mounts_json(c: &ContainerRecord, mountpoint: &dyn Fn(&str) -> String) -> Value {
+pub(crate) fn mounts_json(c: &ContainerRecord, mountpoint: &dyn Fn(&str) -> String) -> Value {
     let mut out = Vec::new();
     for b in &c.spec.host.binds {
         let parts: Vec<&str> = b.split(':').collect();

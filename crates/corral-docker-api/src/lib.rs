@@ -13,6 +13,7 @@ mod exec;
 mod filters;
 mod hijack;
 mod images;
+pub mod list;
 mod networks;
 mod system;
 mod version;
