@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 fn record(i: usize) -> ContainerRecord {
     let id = format!("{i:064x}");
     let mut labels = BTreeMap::new();
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         labels.insert("com.example.tier".to_owned(), "web".to_owned());
     }
     ContainerRecord {
@@ -33,7 +33,7 @@ fn record(i: usize) -> ContainerRecord {
             ..ContainerSpec::default()
         },
         state: ContainerState {
-            status: if i % 3 == 0 {
+            status: if i.is_multiple_of(3) {
                 ContainerStatus::Running
             } else {
                 ContainerStatus::Created

@@ -11,7 +11,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 /// symlink per directory and a whiteout.
 fn layer_tar(dirs: usize, files: usize, size: usize) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
-    let body: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+    let body: Vec<u8> = (0..size)
+        .map(|i| u8::try_from(i * 31 % 251).unwrap())
+        .collect();
     for d in 0..dirs {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Directory);
