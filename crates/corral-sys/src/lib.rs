@@ -4,6 +4,7 @@
 //! implementation and (behind the `fake` feature) a recording fake for tests. It depends on
 //! no other Corral crate, so no business logic creeps in here.
 
+pub mod memory;
 pub mod mount;
 pub mod netlink;
 pub mod netns;

@@ -64,6 +64,9 @@ pub enum ProcessError {
     /// A chosen call of the fake failed on purpose.
     #[error("injected failure in {0}")]
     Injected(&'static str),
+    /// Pointing a standard stream at `/dev/null` failed.
+    #[error("failed to redirect a standard stream to /dev/null")]
+    Redirect(#[source] std::io::Error),
 }
 
 /// Result alias for this module.
@@ -243,6 +246,25 @@ pub fn reset_signal_dispositions() -> Result<()> {
 /// re-parented to it, so it can and must reap them.
 pub fn become_subreaper() -> Result<()> {
     nix::sys::prctl::set_child_subreaper(true).map_err(ProcessError::Subreaper)
+}
+
+/// Points the calling process's stdout (fd 1) at `/dev/null`, closing whatever it was.
+///
+/// The shim's launcher hands it a pipe as stdout and waits for its end of file: the shim
+/// calls this once its launch report is written, so the daemon wakes up at once instead of
+/// polling for the report.
+pub fn release_stdout() -> Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .map_err(ProcessError::Redirect)?;
+    // SAFETY: `null` is a valid open descriptor owned here and fd 1 always may be replaced
+    // with dup2; the old fd 1 is closed atomically by the kernel.
+    let rc = unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) };
+    if rc < 0 {
+        return Err(ProcessError::Redirect(std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Number of threads of the calling process, from `/proc/self/status`.

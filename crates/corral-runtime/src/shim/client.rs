@@ -87,15 +87,18 @@ impl ShimClient {
             .append(true)
             .open(state_dir.join(SHIM_LOG_FILE))
             .map_err(ShimError::io("open the shim log"))?;
+        // stdout is a pipe the shim keeps until its launch report is written (it then points
+        // stdout at /dev/null, or exits): its end of file wakes the wait below at once.
         let mut child = tokio::process::Command::new(exe)
             .arg("shim")
             .args(args.to_args())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::from(shim_log))
             .kill_on_drop(false)
             .spawn()
             .map_err(ShimError::io(format!("run {}", exe.display())))?;
+        let mut reported = child.stdout.take();
         // The launched process forks the real shim and exits at once.
         let status = tokio::time::timeout(REQUEST_TIMEOUT, child.wait())
             .await
@@ -148,7 +151,22 @@ impl ShimClient {
                     seconds: timeout.as_secs(),
                 });
             }
-            tokio::time::sleep(delay).await;
+            match reported.as_mut() {
+                // Polling stays as the fallback: the pipe only says "look now".
+                Some(pipe) => {
+                    let mut byte = [0u8; 1];
+                    tokio::select! {
+                        read = tokio::io::AsyncReadExt::read(pipe, &mut byte) => {
+                            // End of file (or an error) is final: stop watching the pipe.
+                            if !matches!(read, Ok(n) if n > 0) {
+                                reported = None;
+                            }
+                        }
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+                None => tokio::time::sleep(delay).await,
+            }
             delay = (delay * 2).min(Duration::from_millis(50));
         }
     }

@@ -61,6 +61,8 @@ where
         eprintln!("corral shim: {err}");
         return 1;
     }
+    // A few mostly idle threads share one malloc arena (see `limit_malloc_arenas`).
+    corral_sys::memory::limit_malloc_arenas(1);
     if args.first().is_some_and(|first| first == EXEC_FLAG) {
         return exec_helper_main(args.into_iter().skip(1));
     }
@@ -337,12 +339,24 @@ fn report_failure(args: &ShimArgs, message: String) -> ShimError {
     }
 }
 
+/// Writes the launch report, then closes stdout: the launcher's pipe, whose end of file
+/// wakes the daemon waiting for the report (see `ShimClient::launch`).
 fn write_report(args: &ShimArgs, report: &LaunchReport) -> Result<()> {
     let body = serde_json::to_vec(report).map_err(|err| ShimError::Protocol(err.to_string()))?;
-    write_atomic(&args.state_dir.join(LAUNCH_FILE), &body)
+    let written = write_atomic(&args.state_dir.join(LAUNCH_FILE), &body);
+    if let Err(err) = sys::release_stdout() {
+        // The daemon then finds the report by polling.
+        eprintln!("corral shim {}: {}", args.id, error_chain(&err));
+    }
+    written
 }
 
 /// Writes `path` through a temporary file and a rename, so readers never see half of it.
+///
+/// Not fsynced: the state directory lives under the run directory, volatile runtime state
+/// (tmpfs at `/run/corral` by default) that only has to survive the daemon, not the host;
+/// after a power loss every container and shim is gone anyway, and the daemon treats an
+/// unreadable state file as absent. An fsync here sat on the path of every `run` and exit.
 pub(crate) fn write_atomic(path: &Path, body: &[u8]) -> Result<()> {
     let mut temp = path.as_os_str().to_owned();
     temp.push(".tmp");
@@ -350,7 +364,6 @@ pub(crate) fn write_atomic(path: &Path, body: &[u8]) -> Result<()> {
     let context = format!("write {}", path.display());
     let mut file = File::create(&temp).map_err(ShimError::io(context.clone()))?;
     file.write_all(body)
-        .and_then(|()| file.sync_all())
         .map_err(ShimError::io(context.clone()))?;
     std::fs::rename(&temp, path).map_err(ShimError::io(context))
 }
@@ -452,6 +465,16 @@ fn accept_loop(shim: &Arc<Shim>, listener: &UnixListener) {
     }
 }
 
+/// Once the container runs, the code that created and started it (runtime, spec parsing,
+/// seccomp) does not run again: its pages need not stay resident in every shim. Called
+/// after the start reply is written, off the daemon's path.
+fn trim_resident_code() {
+    match corral_sys::memory::trim_executable_pages() {
+        Ok(bytes) => tracing::debug!(bytes, "trimmed the shim's resident code"),
+        Err(err) => tracing::debug!(error = %err, "could not trim the shim's resident code"),
+    }
+}
+
 fn write_response(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(response).map_err(std::io::Error::other)?;
     line.push(b'\n');
@@ -549,11 +572,15 @@ impl Shim {
                 let _ = write_response(&mut writer, &response);
             }
             other => {
+                let started = matches!(other, Request::Start);
                 let response = match self.handle(other) {
                     Ok(response) => response,
                     Err(err) => wire_error(&err),
                 };
                 let _ = write_response(&mut writer, &response);
+                if started && matches!(response, Response::Ok) {
+                    trim_resident_code();
+                }
             }
         }
     }
