@@ -166,17 +166,8 @@ fn forward_drop_on_the_host_is_reported_and_the_documented_rules_open_it() {
     );
     // Blocked both ways: another machine cannot reach the published port, and the container
     // cannot reach another machine.
-    // busybox wget's -T does not bound a connect that a DROP leaves hanging.
-    let fetch = || {
-        client.exec(&[
-            "timeout",
-            "3",
-            "wget",
-            "-q",
-            "-O-",
-            "http://10.214.0.1:8080/",
-        ])
-    };
+    // curl (scripts/install-deps) with a bound: a DROP leaves the connect hanging.
+    let fetch = || client.exec(&["curl", "-s", "--max-time", "3", "http://10.214.0.1:8080/"]);
     assert!(
         !fetch().success(),
         "published port answered through a DROP policy"
@@ -185,7 +176,7 @@ fn forward_drop_on_the_host_is_reported_and_the_documented_rules_open_it() {
     assert!(!ping().success(), "container egress passed a DROP policy");
     // From the host itself the port answers: local traffic is not forwarded.
     assert_contains(
-        host.exec(&["wget", "-q", "-T", "5", "-O-", "http://127.0.0.1:8080/"])
+        host.exec(&["curl", "-s", "--max-time", "5", "http://127.0.0.1:8080/"])
             .ok()
             .out(),
         "hello-from-corral",
