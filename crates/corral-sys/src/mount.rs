@@ -45,6 +45,16 @@ pub trait Mounts: Send + Sync {
         target: &Path,
     ) -> io::Result<()>;
 
+    /// Mounts a filesystem as [`plan_fs_mount`] planned it (a device, a tmpfs, a bind):
+    /// `mount(2)` with the plan's flags and data, then the propagation change and the
+    /// read-only remount a bind needs, each as its own call as `mount(8)` does.
+    ///
+    /// # Errors
+    /// The failing `mount(2)` error, its message naming source, target, flags and data
+    /// (e.g. `mount /dev/x:/mnt, flags: 0x1000: no such file or directory`). A failure
+    /// after the first call detaches the mount again, so nothing stays mounted.
+    fn mount_fs(&self, plan: &FsMount, target: &Path) -> io::Result<()>;
+
     /// Detaches the mount at `target` (lazy: `MNT_DETACH`).
     ///
     /// # Errors
@@ -127,6 +137,138 @@ pub fn plan_overlay(
         data,
         read_only: !has_upper,
     })
+}
+
+/// A filesystem mount computed from `mount(8)`-style arguments by [`plan_fs_mount`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsMount {
+    /// What to mount: a device path, `tmpfs`, or the directory of a bind.
+    pub source: String,
+    /// The filesystem type (`ext4`, `tmpfs`; ignored by the kernel for a bind).
+    pub fstype: String,
+    /// Flags of the first `mount(2)` call (propagation flags excluded).
+    pub flags: MsFlags,
+    /// Propagation flags applied by a second call (`MS_SHARED`, `MS_PRIVATE`, ...), if any.
+    pub propagation: MsFlags,
+    /// The comma-separated options the filesystem itself parses (`size=100m,uid=1000`).
+    pub data: String,
+}
+
+/// Option words that are `mount(2)` flags rather than filesystem data: (word, flag, clears).
+/// The list is `mount(8)`'s (util-linux `libmount/src/optmap.c`), restricted to words that
+/// map to `MS_*` flags; every other word goes to the filesystem as data.
+const FLAG_WORDS: &[(&str, MsFlags, bool)] = &[
+    ("defaults", MsFlags::empty(), false),
+    ("ro", MsFlags::MS_RDONLY, false),
+    ("rw", MsFlags::MS_RDONLY, true),
+    ("nosuid", MsFlags::MS_NOSUID, false),
+    ("suid", MsFlags::MS_NOSUID, true),
+    ("nodev", MsFlags::MS_NODEV, false),
+    ("dev", MsFlags::MS_NODEV, true),
+    ("noexec", MsFlags::MS_NOEXEC, false),
+    ("exec", MsFlags::MS_NOEXEC, true),
+    ("sync", MsFlags::MS_SYNCHRONOUS, false),
+    ("async", MsFlags::MS_SYNCHRONOUS, true),
+    ("dirsync", MsFlags::MS_DIRSYNC, false),
+    ("remount", MsFlags::MS_REMOUNT, false),
+    ("mand", MsFlags::MS_MANDLOCK, false),
+    ("nomand", MsFlags::MS_MANDLOCK, true),
+    ("noatime", MsFlags::MS_NOATIME, false),
+    ("atime", MsFlags::MS_NOATIME, true),
+    ("nodiratime", MsFlags::MS_NODIRATIME, false),
+    ("diratime", MsFlags::MS_NODIRATIME, true),
+    ("relatime", MsFlags::MS_RELATIME, false),
+    ("norelatime", MsFlags::MS_RELATIME, true),
+    ("strictatime", MsFlags::MS_STRICTATIME, false),
+    ("nostrictatime", MsFlags::MS_STRICTATIME, true),
+    ("bind", MsFlags::MS_BIND, false),
+    ("rbind", MsFlags::MS_BIND.union(MsFlags::MS_REC), false),
+    ("unbindable", MsFlags::MS_UNBINDABLE, false),
+    (
+        "runbindable",
+        MsFlags::MS_UNBINDABLE.union(MsFlags::MS_REC),
+        false,
+    ),
+    ("private", MsFlags::MS_PRIVATE, false),
+    (
+        "rprivate",
+        MsFlags::MS_PRIVATE.union(MsFlags::MS_REC),
+        false,
+    ),
+    ("shared", MsFlags::MS_SHARED, false),
+    ("rshared", MsFlags::MS_SHARED.union(MsFlags::MS_REC), false),
+    ("slave", MsFlags::MS_SLAVE, false),
+    ("rslave", MsFlags::MS_SLAVE.union(MsFlags::MS_REC), false),
+];
+
+/// The propagation flags, which `mount(2)` only accepts in a call of their own.
+const PROPAGATION: MsFlags = MsFlags::MS_SHARED
+    .union(MsFlags::MS_PRIVATE)
+    .union(MsFlags::MS_SLAVE)
+    .union(MsFlags::MS_UNBINDABLE);
+
+/// Splits `mount(8)`-style `options` (`o=` of a volume) into `mount(2)` flags and the
+/// filesystem's data string, as `mount -t fstype -o options source target` would.
+pub fn plan_fs_mount(source: &str, fstype: &str, options: &str) -> FsMount {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for word in options.split(',').filter(|w| !w.is_empty()) {
+        match FLAG_WORDS.iter().find(|(w, _, _)| *w == word) {
+            Some((_, f, true)) => flags.remove(*f),
+            Some((_, f, false)) => flags.insert(*f),
+            None => data.push(word),
+        }
+    }
+    let propagation = flags & PROPAGATION;
+    // MS_REC belongs to the propagation call too when it came with a propagation word
+    // and there is no bind for it to apply to.
+    let rec = if !propagation.is_empty() && !flags.contains(MsFlags::MS_BIND) {
+        flags & MsFlags::MS_REC
+    } else {
+        MsFlags::empty()
+    };
+    FsMount {
+        source: source.to_owned(),
+        fstype: fstype.to_owned(),
+        flags: flags - PROPAGATION - rec,
+        propagation: if propagation.is_empty() {
+            propagation
+        } else {
+            propagation | (flags & MsFlags::MS_REC)
+        },
+        data: data.join(","),
+    }
+}
+
+// === impl FsMount ===
+
+impl FsMount {
+    /// Whether this is a read-only bind, which needs a remount to become read-only.
+    pub fn needs_ro_remount(&self) -> bool {
+        self.flags
+            .contains(MsFlags::MS_BIND.union(MsFlags::MS_RDONLY))
+    }
+
+    /// How `mount(8)` would describe the call in an error: `mount SRC:TARGET, flags: 0x..,
+    /// data: ..`. The value of a `password=` option is hidden, as it may be a secret.
+    pub fn describe(&self, target: &Path) -> String {
+        let mut s = format!("mount {}:{}", self.source, target.display());
+        if !self.flags.is_empty() {
+            s.push_str(&format!(", flags: {:#x}", self.flags.bits()));
+        }
+        if !self.data.is_empty() {
+            let data: Vec<String> = self
+                .data
+                .split(',')
+                .map(|w| match w.split_once('=') {
+                    Some(("password", _)) => "password=********".to_owned(),
+                    _ => w.to_owned(),
+                })
+                .collect();
+            s.push_str(&format!(", data: {}", data.join(",")));
+        }
+        s
+    }
 }
 
 fn check_overlay_path(p: &Path) -> io::Result<()> {
@@ -358,6 +500,42 @@ impl Mounts for LinuxMounts {
         }
     }
 
+    fn mount_fs(&self, plan: &FsMount, target: &Path) -> io::Result<()> {
+        let fail = |e: nix::Error| {
+            let io = io::Error::from(e);
+            io::Error::new(io.kind(), format!("{}: {io}", plan.describe(target)))
+        };
+        let data = (!plan.data.is_empty()).then_some(plan.data.as_str());
+        tracing::debug!(target = %target.display(), source = %plan.source, fstype = %plan.fstype, "mounting filesystem");
+        nix::mount::mount(
+            Some(plan.source.as_str()),
+            target,
+            Some(plan.fstype.as_str()),
+            plan.flags,
+            data,
+        )
+        .map_err(fail)?;
+        let mut follow_ups = Vec::new();
+        if !plan.propagation.is_empty() {
+            follow_ups.push(plan.propagation);
+        }
+        // A bind ignores MS_RDONLY on creation; read-only needs a remount.
+        if plan.needs_ro_remount() {
+            follow_ups.push(plan.flags | MsFlags::MS_REMOUNT);
+        }
+        for flags in follow_ups {
+            if let Err(e) =
+                nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+            {
+                if let Err(u) = nix::mount::umount2(target, MntFlags::MNT_DETACH) {
+                    tracing::warn!(target = %target.display(), error = %u, "rollback of mount failed");
+                }
+                return Err(fail(e));
+            }
+        }
+        Ok(())
+    }
+
     fn unmount(&self, target: &Path) -> io::Result<()> {
         nix::mount::umount2(target, MntFlags::MNT_DETACH)
             .map_err(|e| with_context(e, "unmount", target))
@@ -392,6 +570,13 @@ pub enum MountCall {
         /// Mount point.
         target: PathBuf,
     },
+    /// [`Mounts::mount_fs`].
+    Fs {
+        /// The plan.
+        plan: FsMount,
+        /// Mount point.
+        target: PathBuf,
+    },
     /// [`Mounts::unmount`].
     Unmount {
         /// Mount point.
@@ -410,6 +595,8 @@ pub enum MountCall {
 pub enum MountOp {
     /// [`Mounts::mount_overlay`].
     Overlay,
+    /// [`Mounts::mount_fs`].
+    Fs,
     /// [`Mounts::unmount`].
     Unmount,
     /// [`Mounts::is_mounted`].
@@ -492,6 +679,18 @@ impl Mounts for FakeMounts {
         };
         let mut st = self.record(call, MountOp::Overlay)?;
         plan_overlay(lower, upper, work, FALLBACK_PAGE_SIZE)?;
+        st.mounted.insert(target.to_path_buf());
+        Ok(())
+    }
+
+    fn mount_fs(&self, plan: &FsMount, target: &Path) -> io::Result<()> {
+        let call = MountCall::Fs {
+            plan: plan.clone(),
+            target: target.to_path_buf(),
+        };
+        let mut st = self
+            .record(call, MountOp::Fs)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", plan.describe(target))))?;
         st.mounted.insert(target.to_path_buf());
         Ok(())
     }
@@ -739,6 +938,122 @@ mod tests {
         let err = std::fs::write(target.join("nope"), "x").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EROFS));
         m.unmount(&target).unwrap();
+    }
+
+    #[test]
+    fn plans_fs_mount_like_mount8() {
+        let t = plan_fs_mount("tmpfs", "tmpfs", "size=100m,uid=1000,noexec");
+        assert_eq!(t.flags, MsFlags::MS_NOEXEC);
+        assert_eq!(t.data, "size=100m,uid=1000");
+        assert!(t.propagation.is_empty());
+        assert!(!t.needs_ro_remount());
+
+        let b = plan_fs_mount("/srv", "none", "bind,ro");
+        assert_eq!(b.flags, MsFlags::MS_BIND | MsFlags::MS_RDONLY);
+        assert!(b.needs_ro_remount());
+        assert_eq!(b.data, "");
+
+        let r = plan_fs_mount("/srv", "none", "rbind,rprivate,rw");
+        assert_eq!(r.flags, MsFlags::MS_BIND | MsFlags::MS_REC);
+        assert_eq!(r.propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+
+        let p = plan_fs_mount("/dev/sdb1", "ext4", "rshared,ro,errors=remount-ro");
+        assert_eq!(p.flags, MsFlags::MS_RDONLY);
+        assert_eq!(p.propagation, MsFlags::MS_SHARED | MsFlags::MS_REC);
+        assert_eq!(p.data, "errors=remount-ro");
+
+        let e = plan_fs_mount("tmpfs", "tmpfs", "");
+        assert!(e.flags.is_empty() && e.data.is_empty());
+    }
+
+    #[test]
+    fn describes_fs_mount_and_hides_passwords() {
+        let b = plan_fs_mount("/nonexistent", "none", "bind");
+        assert_eq!(
+            b.describe(&p("/v/_data")),
+            "mount /nonexistent:/v/_data, flags: 0x1000"
+        );
+        let c = plan_fs_mount("//h/s", "cifs", "username=u,password=secret,vers=3.0");
+        assert_eq!(
+            c.describe(&p("/t")),
+            "mount //h/s:/t, data: username=u,password=********,vers=3.0"
+        );
+    }
+
+    #[test]
+    fn fake_records_and_fails_fs_mounts() {
+        let f = FakeMounts::new();
+        let plan = plan_fs_mount("tmpfs", "tmpfs", "size=1m");
+        f.fail_next(MountOp::Fs, libc::EINVAL);
+        let err = f.mount_fs(&plan, &p("/t")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(
+            err.to_string()
+                .starts_with("mount tmpfs:/t, data: size=1m: "),
+            "{err}"
+        );
+        assert!(f.mounted().is_empty());
+        f.mount_fs(&plan, &p("/t")).unwrap();
+        assert_eq!(f.mounted(), vec![p("/t")]);
+        assert_eq!(
+            f.calls()[1],
+            MountCall::Fs {
+                plan,
+                target: p("/t")
+            }
+        );
+    }
+
+    #[test]
+    #[ignore = "needs root: mounts tmpfs and binds"]
+    fn linux_mounts_tmpfs_and_read_only_bind() {
+        require_root();
+        let s = Scratch::new("fsmount");
+        std::fs::create_dir_all(&s.target).unwrap();
+        let m = LinuxMounts::new();
+        m.mount_fs(
+            &plan_fs_mount("tmpfs", "tmpfs", "size=1m,mode=0700"),
+            &s.target,
+        )
+        .unwrap();
+        assert!(m.is_mounted(&s.target).unwrap());
+        let text = std::fs::read_to_string(PROC_SELF_MOUNTINFO).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(s.target.to_str().unwrap()))
+            .unwrap();
+        assert!(
+            line.contains(" - tmpfs tmpfs ") && line.contains("size=1024k"),
+            "{line}"
+        );
+        m.unmount(&s.target).unwrap();
+        assert!(!m.is_mounted(&s.target).unwrap());
+
+        let src = s.dir.join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("f"), "x").unwrap();
+        m.mount_fs(
+            &plan_fs_mount(src.to_str().unwrap(), "none", "bind,ro"),
+            &s.target,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(s.target.join("f")).unwrap(), b"x");
+        let err = std::fs::write(s.target.join("g"), "x").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+        m.unmount(&s.target).unwrap();
+
+        let err = m
+            .mount_fs(
+                &plan_fs_mount("/nonexistent-corral", "none", "bind"),
+                &s.target,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(
+            err.to_string().starts_with("mount /nonexistent-corral:"),
+            "{err}"
+        );
+        assert!(!m.is_mounted(&s.target).unwrap());
     }
 
     #[test]

@@ -2,18 +2,25 @@
 //! [`LocalDriver`], which keeps each volume as a directory on the host as dockerd's `local`
 //! driver does (`<root>/<name>/_data`).
 //!
-//! Drivers hold data only; which volumes exist, their labels and which containers use them
-//! are records the engine keeps in its state store.
+//! Drivers hold data and count the containers that have a volume mounted; which volumes
+//! exist, their labels and options, and which containers refer to them are records the
+//! engine keeps in its state store.
 #![forbid(unsafe_code)]
 
 mod copy;
 mod error;
+mod options;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use corral_sys::mount::Mounts;
+use parking_lot::Mutex;
 
 pub use copy::{copy_tree, is_empty_dir};
 pub use error::{Error, Result};
+pub use options::{parse_options, LocalMount};
 
 /// The name of the default driver.
 pub const LOCAL_DRIVER: &str = "local";
@@ -24,9 +31,23 @@ pub const LOCAL_DRIVER: &str = "local";
 pub trait VolumeDriver: Send + Sync {
     /// The driver's name as users give it (`--driver local`).
     fn name(&self) -> &str;
-    /// Creates the volume's storage (idempotent) and returns its host mount point.
+    /// Validates the options, creates the volume's storage (idempotent) and returns its
+    /// host mount point. Nothing is mounted yet.
     fn create(&self, name: &str, options: &BTreeMap<String, String>) -> Result<PathBuf>;
-    /// Deletes the volume and its data; removing a missing volume is not an error.
+    /// Makes the volume's data available to `user` (a container id) and returns the host
+    /// path to bind into the container. The first user of a volume whose options name a
+    /// filesystem mounts it; later users share that mount. Idempotent per user.
+    fn mount(&self, name: &str, options: &BTreeMap<String, String>, user: &str) -> Result<PathBuf>;
+    /// Drops `user`'s reference; the last one unmounts the volume's filesystem. Releasing
+    /// a user that holds no reference does nothing.
+    fn unmount(&self, name: &str, user: &str) -> Result<()>;
+    /// The users holding a reference to the volume, sorted.
+    fn users(&self, name: &str) -> Vec<String>;
+    /// Unmounts the volume's filesystem when no user holds it: after a daemon restart, a
+    /// volume whose users all ended while the daemon was away is still mounted.
+    fn unmount_idle(&self, name: &str) -> Result<()>;
+    /// Deletes the volume and its data; removing a missing volume is not an error. A
+    /// mounted filesystem is unmounted first and never deleted through.
     fn remove(&self, name: &str) -> Result<()>;
     /// The host path containers bind-mount for this volume (`Mountpoint` in inspect).
     fn path(&self, name: &str) -> PathBuf;
@@ -55,41 +76,72 @@ pub fn anonymous_name() -> String {
     hex::encode(bytes)
 }
 
-/// The `local` driver: one directory per volume under a root (`<data-dir>/volumes`).
-#[derive(Debug, Clone)]
+/// The `local` driver: one directory per volume under a root (`<data-dir>/volumes`); a
+/// volume with `type`/`device`/`o` options has that filesystem mounted on its `_data`
+/// directory while containers use it, as dockerd's local driver does.
 pub struct LocalDriver {
     root: PathBuf,
+    mounts: Arc<dyn Mounts>,
+    /// Users (container ids) of each volume with at least one. The lock also serialises
+    /// mounting and unmounting, so a new user never races the last one's unmount.
+    active: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 // === impl LocalDriver ===
 
 impl LocalDriver {
-    /// A driver keeping volumes under `root`, which is created if missing.
-    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+    /// A driver keeping volumes under `root`, which is created if missing, and mounting
+    /// their filesystems through `mounts`.
+    pub fn new(root: impl Into<PathBuf>, mounts: Arc<dyn Mounts>) -> Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(error::io(format!(
             "creating volume root {}",
             root.display()
         )))?;
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            mounts,
+            active: Mutex::new(BTreeMap::new()),
+        })
     }
 
     /// The directory holding the volume (`_data` and driver metadata).
     fn volume_dir(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
+
+    fn is_mounted(&self, data: &Path) -> Result<bool> {
+        self.mounts.is_mounted(data).map_err(error::io(format!(
+            "reading the mount table for {}",
+            data.display()
+        )))
+    }
+
+    /// Unmounts `data` if it is a mount point.
+    fn unmount_data(&self, name: &str, data: &Path) -> Result<()> {
+        if !self.is_mounted(data)? {
+            return Ok(());
+        }
+        tracing::debug!(volume = name, path = %data.display(), "unmounting local volume");
+        match self.mounts.unmount(data) {
+            Ok(()) => Ok(()),
+            // Gone meanwhile (EINVAL: not a mount point any more).
+            Err(_) if !self.is_mounted(data)? => Ok(()),
+            Err(e) => Err(Error::StillMounted {
+                name: name.to_owned(),
+                path: data.to_path_buf(),
+                message: e.to_string(),
+            }),
+        }
+    }
 }
 
-/// Options the local driver accepts; mounting a device or tmpfs is not implemented yet.
-fn check_options(options: &BTreeMap<String, String>) -> Result<()> {
-    match options.keys().next().map(String::as_str) {
-        None => Ok(()),
-        Some(key @ ("type" | "device" | "o" | "size")) => Err(Error::InvalidOption(format!(
-            "{key}: mounting devices or tmpfs into local volumes is not supported by corral yet"
-        ))),
-        Some(other) => Err(Error::InvalidOption(format!(
-            "invalid option key: {other:?}"
-        ))),
+impl std::fmt::Debug for LocalDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalDriver")
+            .field("root", &self.root)
+            .field("active", &*self.active.lock())
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,7 +152,7 @@ impl VolumeDriver for LocalDriver {
 
     fn create(&self, name: &str, options: &BTreeMap<String, String>) -> Result<PathBuf> {
         validate_name(name)?;
-        check_options(options)?;
+        parse_options(name, options)?;
         let data = self.path(name);
         std::fs::create_dir_all(&data)
             .map_err(error::io(format!("creating volume {}", data.display())))?;
@@ -108,8 +160,70 @@ impl VolumeDriver for LocalDriver {
         Ok(data)
     }
 
+    fn mount(&self, name: &str, options: &BTreeMap<String, String>, user: &str) -> Result<PathBuf> {
+        let fs = parse_options(name, options)?;
+        let data = self.create(name, options)?;
+        let mut active = self.active.lock();
+        let users = active.get(name);
+        if users.is_some_and(|u| u.contains(user)) {
+            return Ok(data);
+        }
+        if let Some(fs) = fs {
+            // The first user mounts; a mount left from before a daemon restart is reused.
+            if users.is_none_or(BTreeSet::is_empty) && !self.is_mounted(&data)? {
+                tracing::debug!(volume = name, path = %data.display(), fstype = %fs.fstype, "mounting local volume");
+                self.mounts
+                    .mount_fs(&fs.plan(), &data)
+                    .map_err(|e| Error::Mount {
+                        path: data.clone(),
+                        message: e.to_string(),
+                    })?;
+            }
+        }
+        active
+            .entry(name.to_owned())
+            .or_default()
+            .insert(user.to_owned());
+        Ok(data)
+    }
+
+    fn unmount(&self, name: &str, user: &str) -> Result<()> {
+        let mut active = self.active.lock();
+        let Some(users) = active.get_mut(name) else {
+            return Ok(());
+        };
+        if !users.remove(user) || !users.is_empty() {
+            return Ok(());
+        }
+        active.remove(name);
+        self.unmount_data(name, &self.path(name))
+    }
+
+    fn users(&self, name: &str) -> Vec<String> {
+        self.active
+            .lock()
+            .get(name)
+            .map(|u| u.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn unmount_idle(&self, name: &str) -> Result<()> {
+        let active = self.active.lock();
+        if active.get(name).is_some_and(|u| !u.is_empty()) {
+            return Ok(());
+        }
+        self.unmount_data(name, &self.path(name))
+    }
+
     fn remove(&self, name: &str) -> Result<()> {
         validate_name(name)?;
+        {
+            let mut active = self.active.lock();
+            active.remove(name);
+            // Deleting through a mount would delete the device's or bound directory's
+            // content; unmount first, and keep everything if that fails.
+            self.unmount_data(name, &self.path(name))?;
+        }
         let dir = self.volume_dir(name);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -169,6 +283,7 @@ fn disk_usage(dir: &Path) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use corral_sys::mount::{FakeMounts, MountCall, MountOp};
 
     #[test]
     fn accepts_and_rejects_names_like_dockerd() {
@@ -195,10 +310,14 @@ mod tests {
         assert_ne!(a, anonymous_name());
     }
 
+    fn linux_driver(root: &Path) -> LocalDriver {
+        LocalDriver::new(root, Arc::new(corral_sys::mount::LinuxMounts::new())).unwrap()
+    }
+
     #[test]
     fn local_driver_creates_lists_measures_and_removes() {
         let tmp = tempfile::tempdir().unwrap();
-        let d = LocalDriver::new(tmp.path().join("volumes")).unwrap();
+        let d = linux_driver(&tmp.path().join("volumes"));
         assert_eq!(d.name(), "local");
         let p = d.create("data", &BTreeMap::new()).unwrap();
         assert_eq!(p, tmp.path().join("volumes/data/_data"));
@@ -223,7 +342,7 @@ mod tests {
     #[test]
     fn local_driver_refuses_bad_names_and_options() {
         let tmp = tempfile::tempdir().unwrap();
-        let d = LocalDriver::new(tmp.path()).unwrap();
+        let d = linux_driver(tmp.path());
         assert!(matches!(
             d.create("../x", &BTreeMap::new()),
             Err(Error::InvalidName(_))
@@ -232,10 +351,116 @@ mod tests {
         let mut opts = BTreeMap::new();
         opts.insert("foo".to_owned(), "bar".to_owned());
         let err = d.create("x1", &opts).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid option: invalid option key: \"foo\""
-        );
+        assert_eq!(err.to_string(), "create x1: invalid option: \"foo\"");
         assert!(!tmp.path().join("x1").exists());
+        assert!(d.mount("x1", &opts, "c1").is_err());
+        assert!(d.users("x1").is_empty());
+    }
+
+    fn tmpfs_opts() -> BTreeMap<String, String> {
+        [("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=1m")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    fn fake_driver(root: &Path) -> (LocalDriver, Arc<FakeMounts>) {
+        let fake = Arc::new(FakeMounts::new());
+        (LocalDriver::new(root, fake.clone()).unwrap(), fake)
+    }
+
+    #[test]
+    fn mounts_at_first_user_and_unmounts_after_last() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (d, fake) = fake_driver(tmp.path());
+        let data = d.mount("t1", &tmpfs_opts(), "a").unwrap();
+        assert_eq!(data, tmp.path().join("t1/_data"));
+        assert_eq!(fake.mounted(), vec![data.clone()]);
+        // A second user and a repeated mount by the same user do not mount again.
+        d.mount("t1", &tmpfs_opts(), "b").unwrap();
+        d.mount("t1", &tmpfs_opts(), "a").unwrap();
+        let fs_calls = |f: &FakeMounts| {
+            f.calls()
+                .iter()
+                .filter(|c| matches!(c, MountCall::Fs { .. }))
+                .count()
+        };
+        assert_eq!(fs_calls(&fake), 1);
+        assert_eq!(d.users("t1"), vec!["a", "b"]);
+        d.unmount("t1", "a").unwrap();
+        d.unmount("t1", "a").unwrap();
+        assert_eq!(fake.mounted(), vec![data.clone()]);
+        d.unmount("t1", "b").unwrap();
+        assert!(fake.mounted().is_empty());
+        assert!(d.users("t1").is_empty());
+        // Releasing an unknown user or volume is a no-op.
+        d.unmount("t1", "b").unwrap();
+        d.unmount("nope", "x").unwrap();
+        // Plain volumes are never mounted.
+        d.mount("plain", &BTreeMap::new(), "a").unwrap();
+        d.unmount("plain", "a").unwrap();
+        assert_eq!(fs_calls(&fake), 1);
+    }
+
+    #[test]
+    fn failed_mount_registers_no_user() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (d, fake) = fake_driver(tmp.path());
+        fake.fail_next(MountOp::Fs, 2); // ENOENT
+        let err = d.mount("t1", &tmpfs_opts(), "a").unwrap_err();
+        let data = tmp.path().join("t1/_data");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "error while mounting volume '{}': failed to mount local volume: mount tmpfs:{}, data: size=1m: ",
+                data.display(),
+                data.display()
+            )),
+            "{err}"
+        );
+        assert!(d.users("t1").is_empty());
+        assert!(fake.mounted().is_empty());
+        // The next user tries again.
+        d.mount("t1", &tmpfs_opts(), "a").unwrap();
+        assert_eq!(fake.mounted(), vec![data]);
+    }
+
+    #[test]
+    fn reuses_a_mount_left_by_a_restart_and_unmounts_it_when_idle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (d, fake) = fake_driver(tmp.path());
+        d.mount("t1", &tmpfs_opts(), "a").unwrap();
+        d.mount("t2", &tmpfs_opts(), "a").unwrap();
+        // A new driver over the same mounts: the daemon restarted.
+        let d2 = LocalDriver::new(tmp.path(), fake.clone()).unwrap();
+        d2.mount("t1", &tmpfs_opts(), "a").unwrap();
+        let fs_calls = fake
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, MountCall::Fs { .. }))
+            .count();
+        assert_eq!(fs_calls, 2);
+        d2.unmount_idle("t1").unwrap();
+        d2.unmount_idle("t2").unwrap();
+        assert_eq!(fake.mounted(), vec![tmp.path().join("t1/_data")]);
+        d2.unmount("t1", "a").unwrap();
+        assert!(fake.mounted().is_empty());
+    }
+
+    #[test]
+    fn remove_unmounts_first_and_keeps_data_when_unmount_fails() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (d, fake) = fake_driver(tmp.path());
+        d.mount("t1", &tmpfs_opts(), "a").unwrap();
+        fake.fail_next(MountOp::Unmount, 16); // EBUSY
+        let err = d.remove("t1").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("remove t1: volume is still mounted at "),
+            "{err}"
+        );
+        assert!(tmp.path().join("t1/_data").is_dir());
+        d.remove("t1").unwrap();
+        assert!(fake.mounted().is_empty());
+        assert!(!tmp.path().join("t1").exists());
     }
 }
