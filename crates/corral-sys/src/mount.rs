@@ -501,9 +501,16 @@ impl Mounts for LinuxMounts {
     }
 
     fn mount_fs(&self, plan: &FsMount, target: &Path) -> io::Result<()> {
+        // The errno text in lower case and without "(os error N)", as dockerd prints it.
         let fail = |e: nix::Error| {
-            let io = io::Error::from(e);
-            io::Error::new(io.kind(), format!("{}: {io}", plan.describe(target)))
+            let mut desc = e.desc().to_owned();
+            if let Some(first) = desc.get_mut(..1) {
+                first.make_ascii_lowercase();
+            }
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("{}: {desc}", plan.describe(target)),
+            )
         };
         let data = (!plan.data.is_empty()).then_some(plan.data.as_str());
         tracing::debug!(target = %target.display(), source = %plan.source, fstype = %plan.fstype, "mounting filesystem");

@@ -32,4 +32,5 @@ mod run;
 mod system;
 mod transport;
 mod update;
+mod volume_options;
 mod volumes;

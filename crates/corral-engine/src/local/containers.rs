@@ -682,10 +682,11 @@ impl LocalEngine {
         entry.pending_attach.lock().clear();
         let id = entry.record.lock().id.clone();
         self.disconnect_network(&id).await;
-        // Every failed start leaves the rootfs unmounted, whichever step failed.
+        // Every failed start leaves the rootfs and volumes unmounted, whichever step failed.
         if let Err(e) = self.unmount_rootfs(&id).await {
             tracing::debug!(container = %id, error = %e, "unmounting after a failed start");
         }
+        self.release_volumes(&entry.snapshot()).await;
         let res = self
             .update(entry, |r| {
                 r.state.error = msg.to_owned();
@@ -740,7 +741,7 @@ impl LocalEngine {
         if let Err(e) = self.unmount_rootfs(&id).await {
             tracing::warn!(container = %id, error = %e, "unmounting rootfs");
         }
-        self.unmount_volumes(&entry.snapshot());
+        self.unmount_volumes(&entry.snapshot()).await;
         self.disconnect_network(&id).await;
         let res = self
             .update(entry, |r| {
@@ -1104,6 +1105,15 @@ impl LocalEngine {
         match ShimClient::connect(&dir).await {
             Ok(shim) => {
                 tracing::info!(container = %rec.id, "re-adopted running container");
+                let (this, r) = (self.clone(), rec.clone());
+                if let Err(e) = super::blocking(move || {
+                    this.adopt_volumes(&r);
+                    Ok(())
+                })
+                .await
+                {
+                    tracing::warn!(container = %rec.id, error = %e, "re-adopting volumes");
+                }
                 *entry.shim.lock() = Some(shim.clone());
                 entry.run.send_modify(|s| s.running = true);
                 self.health_restore(&entry).await;

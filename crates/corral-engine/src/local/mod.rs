@@ -28,7 +28,7 @@ use corral_core::{ContainerId, ContainerRecord, ContainerStatus, ImageRecord};
 use corral_image::{ImageStore, Puller, PullerConfig, Snapshotter};
 use corral_runtime::shim::ShimClient;
 use corral_store::{SqliteStore, StateStore};
-use corral_sys::mount::LinuxMounts;
+use corral_sys::mount::{LinuxMounts, Mounts};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
@@ -219,7 +219,8 @@ impl LocalEngine {
         );
         let image_root = cfg.data_dir.join("image");
         let image_store = Arc::new(ImageStore::open(&image_root)?);
-        let snapshots = Snapshotter::new(&image_root, Arc::new(LinuxMounts::new()))?;
+        let mounts: Arc<dyn Mounts> = Arc::new(LinuxMounts::new());
+        let snapshots = Snapshotter::new(&image_root, mounts.clone())?;
         let puller = Puller::new(
             image_store.clone(),
             PullerConfig {
@@ -233,7 +234,7 @@ impl LocalEngine {
             .map(|i| (i.id.clone(), i))
             .collect();
         let records = store.containers()?;
-        let volumes = volumes::Volumes::open(&cfg.data_dir, store.as_ref())?;
+        let volumes = volumes::Volumes::open(&cfg.data_dir, store.as_ref(), mounts)?;
         let network = {
             let (store, run_dir, instance) =
                 (store.clone(), cfg.run_dir.clone(), cfg.instance.clone());
@@ -281,6 +282,13 @@ impl LocalEngine {
                 });
             }
         }
+        // Volumes whose users all ended while the daemon was away are mounted still.
+        let e2 = engine.clone();
+        blocking(move || {
+            e2.unmount_idle_volumes();
+            Ok(())
+        })
+        .await?;
         // Live restore: containers that kept running get their DNS listener back.
         let e2 = engine.clone();
         tokio::task::spawn_blocking(move || e2.restore_dns())

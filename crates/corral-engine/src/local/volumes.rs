@@ -1,5 +1,8 @@
 //! Volumes: records in the state store, data through a [`VolumeDriver`], and the hooks
-//! containers use (resolve at create, mount and populate at start, release at remove).
+//! containers use (resolve at create, mount and populate at start, unmount when the run
+//! ends, release at remove). The driver counts the running containers of each volume, so
+//! a volume with mount options is mounted by its first user and unmounted after its last;
+//! on daemon start the count is rebuilt from the containers that kept running.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +13,7 @@ use corral_core::volume::ANONYMOUS_LABEL;
 use corral_core::{ContainerRecord, ContainerSpec, MountType, VolumeMount, VolumeRecord};
 use corral_runtime::spec::{secure_join, MountKind, ResolvedMount};
 use corral_store::StateStore;
+use corral_sys::mount::Mounts;
 use corral_volume::{LocalDriver, VolumeDriver, LOCAL_DRIVER};
 use parking_lot::RwLock;
 
@@ -27,9 +31,14 @@ pub(crate) struct Volumes {
 }
 
 impl Volumes {
-    /// Loads the records and opens the local driver under `<data-dir>/volumes`.
-    pub(crate) fn open(data_dir: &Path, store: &dyn StateStore) -> Result<Self> {
-        let driver = LocalDriver::new(data_dir.join("volumes"))?;
+    /// Loads the records and opens the local driver under `<data-dir>/volumes`, mounting
+    /// volume filesystems through `mounts`.
+    pub(crate) fn open(
+        data_dir: &Path,
+        store: &dyn StateStore,
+        mounts: Arc<dyn Mounts>,
+    ) -> Result<Self> {
+        let driver = LocalDriver::new(data_dir.join("volumes"), mounts)?;
         let records = store
             .volumes()?
             .into_iter()
@@ -45,6 +54,24 @@ impl Volumes {
     /// Host path of a volume's data.
     pub(crate) fn mountpoint(&self, name: &str) -> String {
         self.driver.path(name).display().to_string()
+    }
+
+    /// The stored options of a volume (none for an unknown one).
+    fn options(&self, name: &str) -> BTreeMap<String, String> {
+        self.records
+            .read()
+            .get(name)
+            .map(|r| r.options.clone())
+            .unwrap_or_default()
+    }
+
+    /// Releases `user`'s reference to each of `names`; the last user unmounts. Blocking.
+    fn release<'a>(&self, names: impl IntoIterator<Item = &'a str>, user: &str) {
+        for name in names {
+            if let Err(e) = self.driver.unmount(name, user) {
+                tracing::warn!(volume = name, container = user, error = %e, "unmounting volume");
+            }
+        }
     }
 }
 
@@ -292,6 +319,8 @@ impl LocalEngine {
         let store = self.inner.store.clone();
         let n = name.to_owned();
         tokio::task::spawn_blocking(move || -> Result<()> {
+            // A filesystem that cannot be unmounted keeps the record, so nothing is lost.
+            driver.unmount_idle(&n)?;
             store.delete_volume(&n)?;
             driver.remove(&n)?;
             Ok(())
@@ -376,10 +405,61 @@ impl LocalEngine {
         Ok(out)
     }
 
-    /// Publishes `unmount` for each volume of a container whose process ended.
-    pub(crate) fn unmount_volumes(&self, rec: &ContainerRecord) {
+    /// Releases the volumes of a container whose process ended (the last user of a volume
+    /// unmounts its filesystem) and publishes `unmount` for each, as dockerd does.
+    pub(crate) async fn unmount_volumes(&self, rec: &ContainerRecord) {
+        self.release_volumes(rec).await;
         for m in &rec.volume_mounts {
             self.volume_event(&m.name, "unmount", &[("container", rec.id.to_string())]);
+        }
+    }
+
+    /// Releases the container's references to its volumes without events (a failed
+    /// start). Releasing twice is harmless.
+    pub(crate) async fn release_volumes(&self, rec: &ContainerRecord) {
+        if rec.volume_mounts.is_empty() {
+            return;
+        }
+        let (this, rec) = (self.clone(), rec.clone());
+        let res = super::blocking(move || {
+            let names = rec.volume_mounts.iter().map(|m| m.name.as_str());
+            this.inner.volumes.release(names, rec.id.as_str());
+            Ok(())
+        })
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "releasing volumes");
+        }
+    }
+
+    /// Live restore: a container that kept running holds its volumes again. Blocking.
+    pub(crate) fn adopt_volumes(&self, rec: &ContainerRecord) {
+        let vols = &self.inner.volumes;
+        for m in &rec.volume_mounts {
+            if let Err(e) = vols
+                .driver
+                .mount(&m.name, &vols.options(&m.name), rec.id.as_str())
+            {
+                tracing::warn!(volume = %m.name, container = %rec.id, error = %e, "re-adopting volume");
+            }
+        }
+    }
+
+    /// After live restore: unmounts volume filesystems no running container holds (their
+    /// users ended while the daemon was away). Blocking.
+    pub(crate) fn unmount_idle_volumes(&self) {
+        let vols = &self.inner.volumes;
+        let names: Vec<String> = vols
+            .records
+            .read()
+            .values()
+            .filter(|r| !r.options.is_empty())
+            .map(|r| r.name.clone())
+            .collect();
+        for name in names {
+            if let Err(e) = vols.driver.unmount_idle(&name) {
+                tracing::warn!(volume = %name, error = %e, "unmounting idle volume");
+            }
         }
     }
 
@@ -392,43 +472,27 @@ impl LocalEngine {
         }
     }
 
-    /// Bind mounts for the container's volumes; populates empty volumes from the image
-    /// content at their destination under the mounted `rootfs`, and publishes `mount`.
+    /// Bind mounts for the container's volumes, each mounted for the container (see
+    /// [`VolumeDriver::mount`]); populates empty volumes from the image content at their
+    /// destination under the mounted `rootfs`, and publishes `mount`. On failure the
+    /// volumes taken so far are released again. Blocking.
     pub(crate) fn mount_volumes(
         &self,
         rec: &ContainerRecord,
         rootfs: &Path,
     ) -> Result<Vec<ResolvedMount>> {
-        let driver = &self.inner.volumes.driver;
         let mut out = Vec::new();
+        let mut taken: Vec<&str> = Vec::new();
         for m in &rec.volume_mounts {
-            let options = self
-                .inner
-                .volumes
-                .records
-                .read()
-                .get(&m.name)
-                .map(|r| r.options.clone())
-                .unwrap_or_default();
-            let data: PathBuf = driver.create(&m.name, &options)?;
-            if !m.no_copy && corral_volume::is_empty_dir(&data)? {
-                let src = secure_join(rootfs, &m.destination)
-                    .map_err(|e| Error::InvalidInput(e.to_string()))?;
-                if src.is_dir() {
-                    tracing::debug!(volume = %m.name, from = %src.display(), "populating volume from image");
-                    corral_volume::copy_tree(&src, &data)?;
+            match self.mount_volume(rec, m, rootfs, &mut taken) {
+                Ok(mount) => out.push(mount),
+                Err(e) => {
+                    self.inner.volumes.release(taken, rec.id.as_str());
+                    return Err(e);
                 }
             }
-            let mut opts = vec!["rbind".to_owned()];
-            if m.read_only {
-                opts.push("ro".to_owned());
-            }
-            out.push(ResolvedMount {
-                source: data,
-                destination: m.destination.clone(),
-                kind: MountKind::Bind,
-                options: opts,
-            });
+        }
+        for m in &rec.volume_mounts {
             self.volume_event(
                 &m.name,
                 "mount",
@@ -441,6 +505,40 @@ impl LocalEngine {
             );
         }
         Ok(out)
+    }
+
+    fn mount_volume<'a>(
+        &self,
+        rec: &ContainerRecord,
+        m: &'a VolumeMount,
+        rootfs: &Path,
+        taken: &mut Vec<&'a str>,
+    ) -> Result<ResolvedMount> {
+        let vols = &self.inner.volumes;
+        let data: PathBuf = vols
+            .driver
+            .mount(&m.name, &vols.options(&m.name), rec.id.as_str())?;
+        taken.push(&m.name);
+        // dockerd copies the image content into an empty volume, a bind-type one (whose
+        // `_data` shows the host directory) included.
+        if !m.no_copy && corral_volume::is_empty_dir(&data)? {
+            let src = secure_join(rootfs, &m.destination)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            if src.is_dir() {
+                tracing::debug!(volume = %m.name, from = %src.display(), "populating volume from image");
+                corral_volume::copy_tree(&src, &data)?;
+            }
+        }
+        let mut opts = vec!["rbind".to_owned()];
+        if m.read_only {
+            opts.push("ro".to_owned());
+        }
+        Ok(ResolvedMount {
+            source: data,
+            destination: m.destination.clone(),
+            kind: MountKind::Bind,
+            options: opts,
+        })
     }
 }
 
