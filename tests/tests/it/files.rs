@@ -260,3 +260,103 @@ fn cp_resolves_symlinks_inside_the_container_root() {
         std::path::Path::new("/etc/passwd")
     );
 }
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn cp_reaches_bind_mounts_and_volumes_running_or_stopped() {
+    let env = Env::new();
+    let host = tempfile::tempdir().unwrap();
+    let hp = host.path();
+    let bind = hp.join("bind");
+    std::fs::create_dir(&bind).unwrap();
+    std::fs::write(bind.join("h"), "on-host\n").unwrap();
+    let v = format!("e2e-cpvol-{}", std::process::id());
+    let t = format!("e2e-cptmpfs-{}", std::process::id());
+    env.docker(&["volume", "create", &v]).ok();
+    env.docker(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        &t,
+    ])
+    .ok();
+    let c = env.sleeper(
+        "cpmounts",
+        &[
+            "-v",
+            &format!("{}:/hb", bind.display()),
+            "-v",
+            &format!("{v}:/vol"),
+            "-v",
+            &format!("{v}:/volro:ro"),
+            "--mount",
+            &format!("type=bind,src={},dst=/hbro,readonly", bind.display()),
+            "-v",
+            &format!("{t}:/tm"),
+        ],
+    );
+    std::fs::write(hp.join("in"), "copied\n").unwrap();
+    let inp = hp.join("in");
+    let inp = inp.to_str().unwrap();
+    // Copy in: into the bind's host directory and the volume's data.
+    env.docker(&["cp", inp, &format!("{c}:/hb/")]).ok();
+    assert_eq!(
+        std::fs::read_to_string(bind.join("in")).unwrap(),
+        "copied\n"
+    );
+    env.docker(&["cp", inp, &format!("{c}:/vol/")]).ok();
+    assert_eq!(
+        env.docker(&["exec", &c, "cat", "/volro/in"]).ok().out(),
+        "copied"
+    );
+    env.docker(&["cp", inp, &format!("{c}:/tm/")]).ok();
+    assert_eq!(
+        env.docker(&["exec", &c, "cat", "/tm/in"]).ok().out(),
+        "copied"
+    );
+    // Read-only mounts refuse, with dockerd's message.
+    for dst in ["/volro/", "/hbro/"] {
+        let out = env.docker(&["cp", inp, &format!("{c}:{dst}")]);
+        assert_contains(out.failed().err(), "mounted volume is marked read-only");
+    }
+    // Copy out.
+    let out = env.docker(&["cp", &format!("{c}:/hb/h"), hp.join("h1").to_str().unwrap()]);
+    out.ok();
+    assert_eq!(std::fs::read_to_string(hp.join("h1")).unwrap(), "on-host\n");
+    // The mount point itself copies out under its own name.
+    env.docker(&[
+        "cp",
+        &format!("{c}:/vol"),
+        hp.join("volcopy").to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(hp.join("volcopy/in")).unwrap(),
+        "copied\n"
+    );
+    // Stopped: the volume is still reached; the tmpfs volume is mounted afresh (empty).
+    env.docker(&["stop", "-t", "0", &c]).ok();
+    env.docker(&[
+        "cp",
+        &format!("{c}:/volro/in"),
+        hp.join("in2").to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(std::fs::read_to_string(hp.join("in2")).unwrap(), "copied\n");
+    let out = env.docker(&[
+        "cp",
+        &format!("{c}:/tm/in"),
+        hp.join("in3").to_str().unwrap(),
+    ]);
+    assert_contains(out.failed().err(), "Could not find the file /tm/in");
+    env.docker(&["cp", inp, &format!("{c}:/hb/again")]).ok();
+    assert_eq!(
+        std::fs::read_to_string(bind.join("again")).unwrap(),
+        "copied\n"
+    );
+    env.docker(&["rm", "-f", &c]).ok();
+    env.docker(&["volume", "rm", &v, &t]).ok();
+}

@@ -10,6 +10,7 @@
 mod archive;
 mod changes;
 mod image;
+mod mounts;
 mod ops;
 mod tarball;
 

@@ -65,8 +65,14 @@ impl Volumes {
             .unwrap_or_default()
     }
 
+    /// Mounts volume `name` for a short-lived `user` (a file operation) and returns its
+    /// data directory. Blocking.
+    pub(crate) fn hold(&self, name: &str, user: &str) -> Result<PathBuf> {
+        Ok(self.driver.mount(name, &self.options(name), user)?)
+    }
+
     /// Releases `user`'s reference to each of `names`; the last user unmounts. Blocking.
-    fn release<'a>(&self, names: impl IntoIterator<Item = &'a str>, user: &str) {
+    pub(crate) fn release<'a>(&self, names: impl IntoIterator<Item = &'a str>, user: &str) {
         for name in names {
             if let Err(e) = self.driver.unmount(name, user) {
                 tracing::warn!(volume = name, container = user, error = %e, "unmounting volume");

@@ -1,12 +1,13 @@
 //! The engine side of `diff`, `export` and `cp`.
 
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::archive::{self, ExtractError};
+use super::archive::{self, ExtractError, Resolved};
 use super::changes::{self, Lowers};
+use super::mounts::{cp_mounts, last_element, mount_for, path_in_mount, CpSource};
 use super::tarball::TreeWriter;
 use super::{blocking, stream_from_blocking, BlockingReader};
 use crate::api::{BoxRead, ChangeKind};
@@ -23,7 +24,106 @@ fn not_found(path: &str, container: &str) -> Error {
     ))
 }
 
+/// A volume mounted for one file operation; released (the last user unmounts) on drop.
+struct VolumeHold {
+    engine: LocalEngine,
+    name: String,
+    user: String,
+}
+
+impl Drop for VolumeHold {
+    fn drop(&mut self) {
+        let (engine, name, user) = (
+            self.engine.clone(),
+            std::mem::take(&mut self.name),
+            std::mem::take(&mut self.user),
+        );
+        let release = move || engine.inner.volumes.release([name.as_str()], &user);
+        // Dropped on a runtime thread: the unmount goes to the blocking pool.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(release)),
+            Err(_) => release(),
+        }
+    }
+}
+
+/// A `cp` path found on the host: in the rootfs, or in the source of the bind or volume
+/// mounted over it.
+struct Located {
+    /// The tree the path resolves in (the rootfs or the mount's source).
+    root: PathBuf,
+    /// The path resolved inside `root` (`abs` relative to `root`).
+    resolved: Resolved,
+    /// The mount's destination inside the container, when the path is under one.
+    mount: Option<String>,
+    /// The mount is read-only.
+    read_only: bool,
+    _hold: Option<VolumeHold>,
+}
+
+impl Located {
+    /// Docker's path stat, with the name and link target as the container sees them.
+    fn stat(&self, meta: &std::fs::Metadata) -> Value {
+        let mut v = archive::path_stat(&self.root, &self.resolved, meta);
+        if let Some(dest) = &self.mount {
+            if let Some(link) = v.get("linkTarget").and_then(Value::as_str) {
+                if !link.is_empty() {
+                    let full = format!("{dest}{}", link.trim_end_matches('/'));
+                    v["linkTarget"] = Value::String(full);
+                }
+            }
+        }
+        v
+    }
+}
+
 impl LocalEngine {
+    /// Finds `path` of the container: under the bind or volume mount with the longest
+    /// destination prefix (a volume is mounted for the operation), else in `rootfs`.
+    /// Blocking.
+    fn locate(&self, entry: &super::Entry, rootfs: &Path, path: &str) -> Result<Located> {
+        let rec = entry.snapshot();
+        let mounts = cp_mounts(&rec);
+        let abs = archive::clean_abs(path);
+        let Some(m) = mount_for(&mounts, &abs) else {
+            let resolved =
+                archive::resolve(rootfs, path).map_err(io_err(format!("resolving {path}")))?;
+            return Ok(Located {
+                root: rootfs.to_path_buf(),
+                resolved,
+                mount: None,
+                read_only: false,
+                _hold: None,
+            });
+        };
+        let (root, hold) = match &m.source {
+            CpSource::Host(p) => (p.clone(), None),
+            CpSource::Volume(name) => {
+                let user = format!("cp-{}", &corral_volume::anonymous_name()[..16]);
+                let data = self.inner.volumes.hold(name, &user)?;
+                let hold = VolumeHold {
+                    engine: self.clone(),
+                    name: name.clone(),
+                    user,
+                };
+                (data, Some(hold))
+            }
+        };
+        let inner = path_in_mount(path, &m.destination);
+        let mut resolved =
+            archive::resolve(&root, &inner).map_err(io_err(format!("resolving {path}")))?;
+        if resolved.base == "/" {
+            resolved.base = last_element(&m.destination);
+        }
+        Ok(Located {
+            root,
+            resolved,
+            mount: Some(m.destination.clone()),
+            read_only: m.read_only,
+            _hold: hold,
+        })
+    }
+
     /// `docker diff`: the container's writable layer against its image.
     pub(crate) async fn fs_changes(&self, name: &str) -> Result<Vec<(String, ChangeKind)>> {
         let entry = self.lookup(name)?;
@@ -57,8 +157,9 @@ impl LocalEngine {
         let (path, name) = (path.to_owned(), name.to_owned());
         blocking(move || {
             let guard = this.hold_rootfs(&entry)?;
-            let (r, meta) = stat_in(guard.root(), &path, &name)?;
-            Ok(archive::path_stat(guard.root(), &r, &meta))
+            let loc = this.locate(&entry, guard.root(), &path)?;
+            let meta = lstat(&loc, &path, &name)?;
+            Ok(loc.stat(&meta))
         })
         .await
     }
@@ -69,17 +170,20 @@ impl LocalEngine {
         let entry = self.lookup(name)?;
         let this = self.clone();
         let (path, name) = (path.to_owned(), name.to_owned());
-        let (guard, r, stat) = blocking(move || {
+        let (guard, loc, stat) = blocking(move || {
             let guard = this.hold_rootfs(&entry)?;
-            let (r, meta) = stat_in(guard.root(), &path, &name)?;
-            let stat = archive::path_stat(guard.root(), &r, &meta);
-            Ok((guard, r, stat))
+            let loc = this.locate(&entry, guard.root(), &path)?;
+            let meta = lstat(&loc, &path, &name)?;
+            let stat = loc.stat(&meta);
+            Ok((guard, loc, stat))
         })
         .await?;
         let tar = stream_from_blocking(move |w| {
             let mut tw = TreeWriter::new(w);
+            let r = &loc.resolved;
             tw.append_tree(&r.host, &r.base)?;
             tw.finish()?;
+            drop(loc);
             drop(guard);
             Ok(())
         });
@@ -89,20 +193,30 @@ impl LocalEngine {
     /// `PUT /containers/{id}/archive`: extracts a tar into the directory `path`.
     pub(crate) async fn cp_put(&self, name: &str, path: &str, tar: BoxRead) -> Result<()> {
         let entry = self.lookup(name)?;
-        if entry.record.lock().spec.host.read_only_rootfs {
-            return Err(Error::InvalidInput(
-                "container rootfs is marked read-only".into(),
-            ));
-        }
+        let read_only_rootfs = entry.record.lock().spec.host.read_only_rootfs;
         let this = self.clone();
         let (path, name) = (path.to_owned(), name.to_owned());
         let mut reader = BlockingReader::new(tar);
         blocking(move || {
             let guard = this.hold_rootfs(&entry)?;
-            let root = guard.root();
+            let loc = this.locate(&entry, guard.root(), &path)?;
+            let root = loc.root.as_path();
+            // A writable mount takes copies even when the rootfs is read-only (dockerd).
+            let refused_ro = match &loc.mount {
+                Some(_) if loc.read_only => Some("mounted volume is marked read-only"),
+                None if read_only_rootfs => Some("container rootfs is marked read-only"),
+                _ => None,
+            };
+            if let Some(msg) = refused_ro {
+                let _ = io::copy(&mut (&mut reader).take(DRAIN_LIMIT), &mut io::sink());
+                return Err(Error::InvalidInput(msg.into()));
+            }
             // The destination's last element is followed too: extracting "into" a
             // symlink to a directory is allowed, as in dockerd.
-            let abs = archive::clean_abs(&path);
+            let abs = match &loc.mount {
+                Some(dest) => archive::clean_abs(&path_in_mount(&path, dest)),
+                None => archive::clean_abs(&path),
+            };
             let dest = corral_runtime::spec::secure_join(root, &abs)
                 .map_err(|e| Error::InvalidInput(e.to_string()))?;
             let refused = match std::fs::symlink_metadata(&dest) {
@@ -136,18 +250,13 @@ impl LocalEngine {
     }
 }
 
-/// Resolves and `lstat`s `path` inside `root`.
-fn stat_in(
-    root: &Path,
-    path: &str,
-    container: &str,
-) -> Result<(archive::Resolved, std::fs::Metadata)> {
+/// `lstat`s the located `path` (as the user gave it, for errors).
+fn lstat(loc: &Located, path: &str, container: &str) -> Result<std::fs::Metadata> {
     if path.is_empty() {
         return Err(Error::InvalidInput("path is required".into()));
     }
-    let r = archive::resolve(root, path).map_err(io_err(format!("resolving {path}")))?;
-    match std::fs::symlink_metadata(&r.host) {
-        Ok(m) => Ok((r, m)),
+    match std::fs::symlink_metadata(&loc.resolved.host) {
+        Ok(m) => Ok(m),
         Err(e)
             if matches!(
                 e.kind(),
