@@ -667,6 +667,50 @@ mod tests {
         assert!(!Path::new(&named.mountpoint).exists());
     }
 
+    #[tokio::test]
+    async fn volume_options_are_validated_and_survive_engine_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts: BTreeMap<String, String> = [
+            ("type", "tmpfs"),
+            ("device", "tmpfs"),
+            ("o", "size=10m,uid=1000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        {
+            let engine = LocalEngine::open(config(tmp.path())).await.unwrap();
+            let err = engine
+                .volume_create(VolumeCreate {
+                    name: Some("bad".into()),
+                    options: [("foo".to_owned(), "1".to_owned())].into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.to_string(), "create bad: invalid option: \"foo\"");
+            assert_eq!(
+                corral_core::error::Classify::kind(&err),
+                corral_core::ErrorKind::InvalidInput
+            );
+            assert!(engine.volume_inspect("bad").await.is_err());
+            let info = engine
+                .volume_create(VolumeCreate {
+                    name: Some("tmp".into()),
+                    options: opts.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(info.record.options, opts);
+            // Nothing is mounted before a container uses it.
+            assert!(corral_volume::is_empty_dir(Path::new(&info.mountpoint)).unwrap());
+            engine.shutdown().await;
+        }
+        let engine = LocalEngine::open(config(tmp.path())).await.unwrap();
+        assert_eq!(engine.volume_inspect("tmp").await.unwrap().record.options, opts);
+    }
+
     #[test]
     fn label_filters_match_key_or_pair() {
         let l: BTreeMap<String, String> = [("a".to_owned(), "1".to_owned())].into();
