@@ -33,7 +33,7 @@ fn create(env: &Env, name: &str, opts: &[&str]) -> corral_testkit::Output {
 
 /// The mountinfo line of the mount at `path` (field 5), if any.
 fn mount_line(path: &str) -> Option<String> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let text = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
     text.lines()
         .find(|l| l.split(' ').nth(4) == Some(path))
         .map(str::to_owned)
@@ -270,26 +270,25 @@ struct LoopDevice {
 
 impl LoopDevice {
     fn new() -> LoopDevice {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         let img = dir.path().join("fs.img");
         std::fs::File::create(&img)
-            .unwrap()
-            .set_len(16 << 20)
-            .unwrap();
+            .and_then(|f| f.set_len(16 << 20))
+            .expect("create a sparse image");
         let ok = Command::new("mkfs.ext4")
             .args(["-q", "-F"])
             .arg(&img)
             .status()
-            .unwrap()
+            .expect("run mkfs.ext4")
             .success();
         assert!(ok, "mkfs.ext4");
         let out = Command::new("losetup")
             .args(["-f", "--show"])
             .arg(&img)
             .output()
-            .unwrap();
+            .expect("run losetup");
         assert!(out.status.success(), "losetup");
-        let dev = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         LoopDevice { dev, _dir: dir }
     }
 }

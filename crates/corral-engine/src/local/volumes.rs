@@ -708,7 +708,10 @@ mod tests {
             engine.shutdown().await;
         }
         let engine = LocalEngine::open(config(tmp.path())).await.unwrap();
-        assert_eq!(engine.volume_inspect("tmp").await.unwrap().record.options, opts);
+        assert_eq!(
+            engine.volume_inspect("tmp").await.unwrap().record.options,
+            opts
+        );
     }
 
     #[test]
