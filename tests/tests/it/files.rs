@@ -357,6 +357,11 @@ fn cp_reaches_bind_mounts_and_volumes_running_or_stopped() {
         std::fs::read_to_string(bind.join("again")).unwrap(),
         "copied\n"
     );
-    env.docker(&["rm", "-f", &c]).ok();
+    // A writable volume of a read-only rootfs takes copies; the rootfs does not.
+    let r = env.sleeper("cpro", &["--read-only", "-v", &format!("{v}:/vol")]);
+    env.docker(&["cp", inp, &format!("{r}:/vol/ro-ok")]).ok();
+    let out = env.docker(&["cp", inp, &format!("{r}:/")]);
+    assert_contains(out.failed().err(), "container rootfs is marked read-only");
+    env.docker(&["rm", "-f", &c, &r]).ok();
     env.docker(&["volume", "rm", &v, &t]).ok();
 }
