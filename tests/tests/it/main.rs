@@ -11,6 +11,7 @@
 //! `cargo test -p corral-e2e -- --include-ignored`.
 
 mod common;
+mod cgroup_v2;
 mod compose;
 mod compose_commands;
 mod compose_v1;
