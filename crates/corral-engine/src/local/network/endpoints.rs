@@ -355,7 +355,7 @@ impl Networking {
         let before = atts.len();
         atts.retain(|a| a.network != key);
         if atts.len() == before {
-            return Err(Error::Internal(format!(
+            return Err(Error::Refused(format!(
                 "container {} is not connected to the network {key}",
                 rec.id
             )));
