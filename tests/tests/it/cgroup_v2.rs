@@ -47,7 +47,10 @@ fn containers_run_pause_and_survive_a_daemon_crash_on_pure_cgroup_v2() {
         })
     });
     let instance = env.subject.corral().expect("corral").instance().to_owned();
-    assert_eq!(env.docker(&["info", "-f", "{{.CgroupVersion}}"]).ok().out(), "2");
+    assert_eq!(
+        env.docker(&["info", "-f", "{{.CgroupVersion}}"]).ok().out(),
+        "2"
+    );
 
     let name = env.name("v2");
     let id = env
@@ -162,7 +165,10 @@ fn containers_run_pause_and_survive_a_daemon_crash_on_pure_cgroup_v2() {
         "NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or the cgroup is not mounted",
     );
     // The CLI prints update's warnings on stdout, before the name.
-    let updated = env.docker(&["update", "--memory", "64m", &name]).ok().clone();
+    let updated = env
+        .docker(&["update", "--memory", "64m", &name])
+        .ok()
+        .clone();
     assert_contains(
         &format!("{}{}", updated.out(), updated.err()),
         "Limitation discarded",

@@ -3,10 +3,10 @@
 //! and `disconnect`, static addresses and MACs, `network prune`, host port ranges, and
 //! dockerd's answers to bad input, with no partial state left behind.
 //!
-//! The first two tests also run against the reference dockerd 20.10
+//! The first two tests and the disconnect test also run against the reference dockerd 20.10
 //! (`CORRAL_TEST_SUBJECT=docker`; user-defined networks work there). It runs with
 //! `--bridge=none --iptables=false`, so the parts that need the default bridge, bridge
-//! isolation or Corral's interface names are Corral-only, each saying why; the other two
+//! isolation or Corral's interface names are Corral-only, each saying why; the other
 //! tests are Corral-only.
 
 use std::net::{Ipv4Addr, UdpSocket};
@@ -947,8 +947,17 @@ fn disconnect_drops_networks_that_no_longer_exist_and_force_reaches_stale_ones()
     env.docker(&["network", "create", &gone]).ok();
     env.docker(&["network", "create", &kept]).ok();
     let c = env.name("stale");
-    env.docker(&["create", "--name", &c, "--network", &gone, &env.image, "sleep", "1000"])
-        .ok();
+    env.docker(&[
+        "create",
+        "--name",
+        &c,
+        "--network",
+        &gone,
+        &env.image,
+        "sleep",
+        "1000",
+    ])
+    .ok();
     // Only active endpoints keep a network: a created container does not.
     env.docker(&["network", "rm", &gone]).ok();
     assert_contains(
@@ -983,8 +992,18 @@ fn disconnect_drops_networks_that_no_longer_exist_and_force_reaches_stale_ones()
 
     // A running container and a network that does not exist: 404 unless forced.
     let r = env.name("running");
-    env.docker(&["run", "-d", "--name", &r, "--network", &kept, &env.image, "sleep", "1000"])
-        .ok();
+    env.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &r,
+        "--network",
+        &kept,
+        &env.image,
+        "sleep",
+        "1000",
+    ])
+    .ok();
     let missing = env.name("missing");
     let (code, body) = post(
         &env,
@@ -1001,7 +1020,8 @@ fn disconnect_drops_networks_that_no_longer_exist_and_force_reaches_stale_ones()
     assert_eq!(code, 500, "{body}");
     assert_contains(&body, &format!("is not connected to the network {missing}"));
     // Forced on a live endpoint: an ordinary disconnect.
-    env.docker(&["network", "disconnect", "--force", &kept, &r]).ok();
+    env.docker(&["network", "disconnect", "--force", &kept, &r])
+        .ok();
     assert_eq!(env.inspect("{{len .NetworkSettings.Networks}}", &r), "0");
     for x in [&c, &r] {
         env.docker(&["rm", "-f", x]).ok();

@@ -342,8 +342,7 @@ impl LocalEngine {
         let mut resolv = String::new();
         // A container on the default bridge also connected to a user-defined network
         // (configured before this start) is served by the embedded DNS, as in dockerd.
-        if super::netops::uses_embedded_dns(rec) || self.inner.network.has_user_endpoint(&rec.id)
-        {
+        if super::netops::uses_embedded_dns(rec) || self.inner.network.has_user_endpoint(&rec.id) {
             write(
                 &resolv_path,
                 super::netops::embedded_resolv_conf(&host_resolv, h),
@@ -1266,7 +1265,8 @@ fn is_pure_cgroup_v2() -> bool {
 pub(crate) fn swap_limit_supported() -> bool {
     std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
         || std::path::Path::new("/sys/fs/cgroup/memory.swap.max").exists()
-        || (is_pure_cgroup_v2() && super::limits::CgroupSupport::detect(std::path::Path::new("/sys/fs/cgroup")).memory)
+        || (is_pure_cgroup_v2()
+            && super::limits::CgroupSupport::detect(std::path::Path::new("/sys/fs/cgroup")).memory)
 }
 
 #[cfg(test)]

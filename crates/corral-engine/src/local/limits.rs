@@ -134,8 +134,8 @@ mod tests {
     #[test]
     fn v2_without_controllers_discards_limits_with_dockerds_warnings() {
         let mut h = limited();
-        let w = discard_unsupported(&mut h, CgroupSupport::from_v2_controllers("hugetlb\n"))
-            .unwrap();
+        let w =
+            discard_unsupported(&mut h, CgroupSupport::from_v2_controllers("hugetlb\n")).unwrap();
         assert_eq!(w.len(), 7, "{w:#?}");
         assert!(w[0].starts_with("Your kernel does not support memory limit"));
         assert!(w.iter().any(|x| x.contains("PIDs limit discarded")));
@@ -161,7 +161,10 @@ mod tests {
         let v2 = CgroupSupport::from_v2_controllers("cpuset cpu io memory hugetlb pids rdma misc");
         let w = discard_unsupported(&mut h, v2).unwrap();
         // v2 never disables the OOM killer.
-        assert_eq!(w, ["Your kernel does not support OomKillDisable. OomKillDisable discarded."]);
+        assert_eq!(
+            w,
+            ["Your kernel does not support OomKillDisable. OomKillDisable discarded."]
+        );
         assert_eq!(h.memory, 64 << 20);
         assert_eq!(h.pids_limit, Some(50));
         assert_eq!(h.cpuset_cpus, "0");
@@ -170,7 +173,11 @@ mod tests {
     #[test]
     fn detects_v1_hierarchies_and_v2_controllers_from_files() {
         let d = tempfile::tempdir().unwrap();
-        for f in ["memory/memory.limit_in_bytes", "memory/memory.oom_control", "cpu/cpu.shares"] {
+        for f in [
+            "memory/memory.limit_in_bytes",
+            "memory/memory.oom_control",
+            "cpu/cpu.shares",
+        ] {
             let p = d.path().join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, "").unwrap();

@@ -318,7 +318,9 @@ impl super::LocalEngine {
                 let this = self.clone();
                 let (network, container) = (network.to_owned(), container.to_owned());
                 let res = tokio::task::spawn_blocking(move || {
-                    this.inner.network.force_remove_endpoint(&network, &container)
+                    this.inner
+                        .network
+                        .force_remove_endpoint(&network, &container)
                 })
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))?;
@@ -333,7 +335,9 @@ impl super::LocalEngine {
         let network = network.to_owned();
         let res = tokio::task::spawn_blocking(move || {
             let running = this.inner.network.has_endpoint(&rec.id);
-            this.inner.network.disconnect_one(&rec, running, &network, force)
+            this.inner
+                .network
+                .disconnect_one(&rec, running, &network, force)
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;

@@ -376,7 +376,12 @@ impl Networking {
         let stale: Vec<EndpointRecord> = st
             .endpoints
             .get(container)
-            .map(|eps| eps.iter().filter(|e| e.network == net.name).cloned().collect())
+            .map(|eps| {
+                eps.iter()
+                    .filter(|e| e.network == net.name)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         if stale.is_empty() {
             return Err(Error::NotFound(format!("endpoint {container} not found")));
