@@ -127,12 +127,12 @@ impl CgroupV2View {
             .stdin(Stdio::null())
             .spawn()
             .context("spawn unshare for the cgroup v2 view")?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !marker.exists() {
             if let Some(status) = holder.try_wait()? {
                 bail!("setting up the cgroup v2 view failed: {status}");
             }
-            if std::time::Instant::now() > deadline {
+            if tokio::time::Instant::now() > deadline {
                 let _ = holder.kill();
                 let _ = holder.wait();
                 bail!("setting up the cgroup v2 view timed out");
