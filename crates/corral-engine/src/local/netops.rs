@@ -275,7 +275,10 @@ impl super::LocalEngine {
                     } else {
                         // dockerd starts the sandbox's resolver once, when the first
                         // endpoint needing it joins, and rewrites resolv.conf to it.
-                        this.point_resolv_conf_at_embedded_dns(&rec)?;
+                        // The endpoint is in place: a failure here is reported, not undone.
+                        if let Err(e) = this.point_resolv_conf_at_embedded_dns(&rec) {
+                            tracing::warn!(container = %rec.id, error = %e, "rewriting resolv.conf");
+                        }
                     }
                 }
             }
