@@ -96,6 +96,68 @@ pub struct DaemonOptions {
     /// Run the daemon in this network namespace (a `/run/netns/NAME` path) through
     /// `nsenter --net`, as if it were another host; its mounts stay in the test's namespace.
     pub netns: Option<PathBuf>,
+    /// Run the daemon in a private mount namespace whose `/sys/fs/cgroup` is a cgroup2
+    /// mount (the host's v1 hierarchies detached there only), so it sees a pure cgroup v2
+    /// host. On a hybrid host that tree is the host's `/sys/fs/cgroup/unified`, where
+    /// every controller is bound to v1: the daemon gets cgroup v2 without controllers. A
+    /// holder process keeps the namespace alive across [`TestDaemon::kill9_and_restart`];
+    /// the leak check reads the namespace's mount table.
+    pub cgroup_v2_view: bool,
+}
+
+/// A private mount namespace with a cgroup2 `/sys/fs/cgroup`, kept alive by a `sleep`.
+#[derive(Debug)]
+struct CgroupV2View {
+    holder: Child,
+}
+
+impl CgroupV2View {
+    fn start() -> Result<Self> {
+        let ready = tempfile::NamedTempFile::new_in("/tmp").context("view marker")?;
+        let marker = ready.path().to_path_buf();
+        std::fs::remove_file(&marker).ok();
+        // The tmpfs with the v1 hierarchies is detached in the new namespace only
+        // (propagation private: nothing reaches the host's mount table).
+        let script = format!(
+            "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && : > {} && exec sleep 86400",
+            marker.display()
+        );
+        let mut holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .spawn()
+            .context("spawn unshare for the cgroup v2 view")?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !marker.exists() {
+            if let Some(status) = holder.try_wait()? {
+                bail!("setting up the cgroup v2 view failed: {status}");
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = holder.kill();
+                let _ = holder.wait();
+                bail!("setting up the cgroup v2 view timed out");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_file(&marker);
+        Ok(CgroupV2View { holder })
+    }
+
+    /// `/proc/<holder>/ns/mnt`, for `nsenter --mount=`.
+    fn ns_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/mnt", self.holder.id()))
+    }
+
+    fn mountinfo(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/mountinfo", self.holder.id()))
+    }
+}
+
+impl Drop for CgroupV2View {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
 }
 
 /// A running `corral server` with private data and run directories.
@@ -109,6 +171,8 @@ pub struct TestDaemon {
     root: Option<TempDir>,
     /// The binary and arguments it was started with, for [`TestDaemon::kill9_and_restart`].
     command: (PathBuf, Vec<std::ffi::OsString>),
+    /// The cgroup v2 view the daemon runs in, dropped after it and its sweep.
+    view: Option<CgroupV2View>,
 }
 
 impl TestDaemon {
@@ -123,6 +187,8 @@ impl TestDaemon {
             Some(b) => b,
             None => corral_bin()?,
         };
+        // `nsenter --mount` runs it from the namespace's root: the path must be absolute.
+        let bin = std::path::absolute(&bin).unwrap_or(bin);
         let instance = opts.instance.unwrap_or_else(unique_instance);
         let root = short_tempdir("corral-d-")?;
         let data_dir = root.path().join("d");
@@ -131,13 +197,23 @@ impl TestDaemon {
         std::fs::create_dir_all(&run_dir)?;
         let log = root.path().join("daemon.log");
         let log_file = File::create(&log)?;
-        let mut cmd = match &opts.netns {
-            Some(ns) => {
-                let mut c = Command::new("nsenter");
-                c.arg(format!("--net={}", ns.display())).arg(&bin);
-                c
+        let view = if opts.cgroup_v2_view {
+            Some(CgroupV2View::start()?)
+        } else {
+            None
+        };
+        let mut cmd = if opts.netns.is_some() || view.is_some() {
+            let mut c = Command::new("nsenter");
+            if let Some(ns) = &opts.netns {
+                c.arg(format!("--net={}", ns.display()));
             }
-            None => Command::new(&bin),
+            if let Some(v) = &view {
+                c.arg(format!("--mount={}", v.ns_path().display()));
+            }
+            c.arg(&bin);
+            c
+        } else {
+            Command::new(&bin)
         };
         cmd.arg("server")
             .arg("--data-dir")
@@ -179,6 +255,7 @@ impl TestDaemon {
             log,
             root: Some(root),
             command,
+            view,
         };
         let socket = d.socket();
         wait_ping(&mut d.child, "corral server", &socket, &d.log)?; // Drop cleans up on error.
@@ -304,6 +381,7 @@ impl Drop for TestDaemon {
             let sweep = Sweep {
                 roots: vec![self.data_dir.clone(), self.run_dir.clone()],
                 cgroup_name: format!("corral-{}", self.instance),
+                mountinfo: self.view.as_ref().map(CgroupV2View::mountinfo),
             };
             let leftovers = if check_leaks {
                 // A shim stays a moment after its exit was collected (10 s at most when
@@ -319,6 +397,8 @@ impl Drop for TestDaemon {
                 Vec::new()
             };
             sweep.run();
+            // Its mounts go with the namespace, once the sweep killed every process in it.
+            drop(self.view.take());
             drop(root);
             if !leftovers.is_empty() {
                 panic!(
@@ -465,6 +545,7 @@ impl Drop for RefDockerd {
             Sweep {
                 roots: vec![self.root_path.clone()],
                 cgroup_name: format!("corral-{}", self.instance),
+                mountinfo: None,
             }
             .run();
             drop(root);

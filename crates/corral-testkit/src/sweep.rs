@@ -24,6 +24,10 @@ pub struct Sweep {
     /// Name of the test's parent cgroup (`corral-<instance>`): its processes are killed and
     /// its directories removed in every hierarchy.
     pub cgroup_name: String,
+    /// The mount table to check for mounts below a root: `/proc/self/mountinfo` when
+    /// `None`, else this file (`/proc/<pid>/mountinfo` of a process in the private mount
+    /// namespace the engine ran in; its mounts vanish with that namespace).
+    pub mountinfo: Option<PathBuf>,
 }
 
 impl Sweep {
@@ -181,7 +185,11 @@ impl Sweep {
 
     /// Mount points below a root, deepest first.
     fn mount_points(&self) -> Vec<String> {
-        let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        let table = self
+            .mountinfo
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/proc/self/mountinfo"));
+        let Ok(info) = std::fs::read_to_string(table) else {
             return Vec::new();
         };
         let mut points: Vec<String> = info
@@ -201,6 +209,10 @@ impl Sweep {
 
     /// Lazily unmounts every mount point below a root, deepest first.
     fn unmount(&self) {
+        if self.mountinfo.is_some() {
+            // Another namespace's mounts: they go when its last process does.
+            return;
+        }
         for p in self.mount_points() {
             if let Err(e) = umount2(Path::new(&p), MntFlags::MNT_DETACH) {
                 tracing::debug!(mount = %p, error = %e, "umount failed");
@@ -368,6 +380,7 @@ mod tests {
         let sweep = Sweep {
             roots: vec![d.clone()],
             cgroup_name: "corral-testkit-never-exists".into(),
+            mountinfo: None,
         };
         assert!(sweep.leftovers().is_empty(), "{:?}", sweep.leftovers());
         let mut child = std::process::Command::new("sh")
@@ -401,6 +414,7 @@ mod tests {
         Sweep {
             roots: vec![d.clone()],
             cgroup_name: "corral-testkit-never-exists".into(),
+            mountinfo: None,
         }
         .run();
         assert!(!d.exists());

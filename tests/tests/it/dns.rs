@@ -3,10 +3,10 @@
 //! and `disconnect`, static addresses and MACs, `network prune`, host port ranges, and
 //! dockerd's answers to bad input, with no partial state left behind.
 //!
-//! The first two tests also run against the reference dockerd 20.10
+//! The first two tests and the disconnect test also run against the reference dockerd 20.10
 //! (`CORRAL_TEST_SUBJECT=docker`; user-defined networks work there). It runs with
 //! `--bridge=none --iptables=false`, so the parts that need the default bridge, bridge
-//! isolation or Corral's interface names are Corral-only, each saying why; the other two
+//! isolation or Corral's interface names are Corral-only, each saying why; the other
 //! tests are Corral-only.
 
 use std::net::{Ipv4Addr, UdpSocket};
@@ -868,4 +868,163 @@ fn dns_answers_again_after_a_daemon_kill() {
             "netns of {id} left behind"
         );
     }
+}
+
+/// dockerd starts a container's resolver when the first endpoint needing it joins: a
+/// container on the default bridge connected later to a user-defined network gets
+/// `nameserver 127.0.0.11` (rewritten in its bind-mounted resolv.conf) and resolves that
+/// network's names; the resolver stays after a disconnect and is there again at the next
+/// start while the user network is configured. Checked against dockerd 20.10 with a
+/// default bridge. Corral-only here (the suite's dockerd has no default bridge).
+#[test]
+#[ignore = "needs root: starts a registry and an engine"]
+fn a_later_connect_to_a_user_network_points_resolv_conf_at_the_embedded_dns() {
+    if skip_for_docker() {
+        return;
+    }
+    let env = Env::new();
+    let net = env.name("later");
+    env.docker(&["network", "create", &net]).ok();
+    let (peer, late) = (env.name("peer"), env.name("late"));
+    for (name, flags) in [(&peer, vec!["--network", net.as_str()]), (&late, vec![])] {
+        let mut args = vec!["run", "-d", "--name", name.as_str()];
+        args.extend(flags);
+        args.extend([env.image.as_str(), "sleep", "1000"]);
+        env.docker(&args).ok();
+    }
+    let resolv = |c: &str| {
+        env.docker(&["exec", c, "cat", "/etc/resolv.conf"])
+            .ok()
+            .out()
+            .to_owned()
+    };
+    assert!(!resolv(&late).contains("127.0.0.11"), "{}", resolv(&late));
+
+    env.docker(&["network", "connect", &net, &late]).ok();
+    let conf = resolv(&late);
+    assert_contains(&conf, "nameserver 127.0.0.11");
+    assert_contains(&conf, "ndots:0");
+    let peer_ip = env.inspect(
+        &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+        &peer,
+    );
+    assert_contains(
+        env.docker(&["exec", &late, "busybox", "nslookup", &peer])
+            .ok()
+            .out(),
+        &peer_ip,
+    );
+
+    // As dockerd: the resolver stays for the container's life.
+    env.docker(&["network", "disconnect", &net, &late]).ok();
+    assert_contains(&resolv(&late), "nameserver 127.0.0.11");
+    // Configured while stopped, joined at start: served from the first moment.
+    env.docker(&["stop", "-t", "0", &late]).ok();
+    env.docker(&["network", "connect", &net, &late]).ok();
+    env.docker(&["start", &late]).ok();
+    assert_contains(&resolv(&late), "nameserver 127.0.0.11");
+    assert_contains(
+        env.docker(&["exec", &late, "busybox", "nslookup", &peer])
+            .ok()
+            .out(),
+        &peer_ip,
+    );
+    for c in [&late, &peer] {
+        env.docker(&["rm", "-f", c]).ok();
+    }
+    env.docker(&["network", "rm", &net]).ok();
+}
+
+/// `network disconnect` of a network removed while the container was stopped drops it from
+/// the container's networks (with or without `--force`); `--force` also lets a running
+/// container drop a network that no longer exists, and for an unknown container looks for
+/// a stale endpoint of that name. Statuses and messages as dockerd 20.10's.
+#[test]
+#[ignore = "needs root: starts a registry and an engine"]
+fn disconnect_drops_networks_that_no_longer_exist_and_force_reaches_stale_ones() {
+    let env = Env::new();
+    let (gone, kept) = (env.name("gone"), env.name("kept"));
+    env.docker(&["network", "create", &gone]).ok();
+    env.docker(&["network", "create", &kept]).ok();
+    let c = env.name("stale");
+    env.docker(&[
+        "create",
+        "--name",
+        &c,
+        "--network",
+        &gone,
+        &env.image,
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    // Only active endpoints keep a network: a created container does not.
+    env.docker(&["network", "rm", &gone]).ok();
+    assert_contains(
+        env.docker(&["start", &c]).failed().err(),
+        &format!("network {gone} not found"),
+    );
+    env.docker(&["network", "disconnect", &gone, &c]).ok();
+    assert_eq!(env.inspect("{{len .NetworkSettings.Networks}}", &c), "0");
+    let (code, body) = post(
+        &env,
+        &format!("/networks/{gone}/disconnect"),
+        &format!(r#"{{"Container":"{c}","Force":true}}"#),
+    );
+    assert_eq!(code, 500, "{body}");
+    assert_contains(&body, &format!("is not connected to the network {gone}"));
+
+    // An unknown container: dockerd's ForceEndpointDelete finds no endpoint of that name.
+    let (code, body) = post(
+        &env,
+        &format!("/networks/{kept}/disconnect"),
+        r#"{"Container":"e2e-no-such-container","Force":true}"#,
+    );
+    assert_eq!(code, 404, "{body}");
+    assert_contains(&body, "endpoint e2e-no-such-container not found");
+    let (code, body) = post(
+        &env,
+        &format!("/networks/{kept}/disconnect"),
+        r#"{"Container":"e2e-no-such-container"}"#,
+    );
+    assert_eq!(code, 404, "{body}");
+    assert_contains(&body, "No such container: e2e-no-such-container");
+
+    // A running container and a network that does not exist: 404 unless forced.
+    let r = env.name("running");
+    env.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &r,
+        "--network",
+        &kept,
+        &env.image,
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let missing = env.name("missing");
+    let (code, body) = post(
+        &env,
+        &format!("/networks/{missing}/disconnect"),
+        &format!(r#"{{"Container":"{r}"}}"#),
+    );
+    assert_eq!(code, 404, "{body}");
+    assert_contains(&body, &format!("network {missing} not found"));
+    let (code, body) = post(
+        &env,
+        &format!("/networks/{missing}/disconnect"),
+        &format!(r#"{{"Container":"{r}","Force":true}}"#),
+    );
+    assert_eq!(code, 500, "{body}");
+    assert_contains(&body, &format!("is not connected to the network {missing}"));
+    // Forced on a live endpoint: an ordinary disconnect.
+    env.docker(&["network", "disconnect", "--force", &kept, &r])
+        .ok();
+    assert_eq!(env.inspect("{{len .NetworkSettings.Networks}}", &r), "0");
+    for x in [&c, &r] {
+        env.docker(&["rm", "-f", x]).ok();
+    }
+    env.docker(&["network", "rm", &kept]).ok();
 }

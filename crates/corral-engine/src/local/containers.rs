@@ -229,7 +229,10 @@ impl LocalEngine {
                 }
             },
         };
-        let mut warnings = Vec::new();
+        let mut warnings = super::limits::discard_unsupported(
+            &mut spec.host,
+            super::limits::CgroupSupport::detect(std::path::Path::new("/sys/fs/cgroup")),
+        )?;
         if spec.host.blkio_weight > 0 && !blkio_weight_supported() {
             spec.host.blkio_weight = 0;
             warnings.push(BLKIO_WEIGHT_WARNING.to_owned());
@@ -337,7 +340,9 @@ impl LocalEngine {
         write(&hosts_path, hosts)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let mut resolv = String::new();
-        if super::netops::uses_embedded_dns(rec) {
+        // A container on the default bridge also connected to a user-defined network
+        // (configured before this start) is served by the embedded DNS, as in dockerd.
+        if super::netops::uses_embedded_dns(rec) || self.inner.network.has_user_endpoint(&rec.id) {
             write(
                 &resolv_path,
                 super::netops::embedded_resolv_conf(&host_resolv, h),
@@ -1270,7 +1275,8 @@ fn is_pure_cgroup_v2() -> bool {
 pub(crate) fn swap_limit_supported() -> bool {
     std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
         || std::path::Path::new("/sys/fs/cgroup/memory.swap.max").exists()
-        || is_pure_cgroup_v2()
+        || (is_pure_cgroup_v2()
+            && super::limits::CgroupSupport::detect(std::path::Path::new("/sys/fs/cgroup")).memory)
 }
 
 #[cfg(test)]

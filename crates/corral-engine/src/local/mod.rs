@@ -6,6 +6,7 @@ mod exec;
 mod files;
 mod health;
 mod images;
+mod limits;
 mod netops;
 mod network;
 mod push;

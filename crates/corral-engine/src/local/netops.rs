@@ -272,6 +272,13 @@ impl super::LocalEngine {
                 if let (Some(ns), true) = (ns, user_net) {
                     if let Err(e) = this.start_dns(rec.id.as_str(), &ns) {
                         tracing::warn!(container = %rec.id, error = %e, "starting the DNS listener");
+                    } else {
+                        // dockerd starts the sandbox's resolver once, when the first
+                        // endpoint needing it joins, and rewrites resolv.conf to it.
+                        // The endpoint is in place: a failure here is reported, not undone.
+                        if let Err(e) = this.point_resolv_conf_at_embedded_dns(&rec) {
+                            tracing::warn!(container = %rec.id, error = %e, "rewriting resolv.conf");
+                        }
                     }
                 }
             }
@@ -284,20 +291,56 @@ impl super::LocalEngine {
         res
     }
 
+    /// Rewrites a running container's `resolv.conf` to the embedded DNS server (the host's
+    /// or `--dns` servers become its upstreams), in place: the file is bind-mounted into
+    /// the container, so a new inode would not be seen. Blocking.
+    fn point_resolv_conf_at_embedded_dns(&self, rec: &ContainerRecord) -> Result<()> {
+        let path = self.container_dir(&rec.id).join("resolv.conf");
+        let host = std::fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default();
+        let content = embedded_resolv_conf(&host, &rec.spec.host);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(crate::error::io(format!("opening {}", path.display())))?;
+        std::io::Write::write_all(&mut f, content.as_bytes())
+            .map_err(crate::error::io(format!("writing {}", path.display())))
+    }
+
     /// `POST /networks/{id}/disconnect`.
     pub(crate) async fn network_disconnect(
         &self,
         network: &str,
         container: &str,
-        _force: bool,
+        force: bool,
     ) -> Result<()> {
-        let entry = self.lookup(container)?;
+        let entry = match self.lookup(container) {
+            Ok(e) => e,
+            // dockerd then force-deletes a stale endpoint of that name on the network.
+            Err(Error::NoSuchContainer(_)) if force => {
+                let this = self.clone();
+                let (network, container) = (network.to_owned(), container.to_owned());
+                let res = tokio::task::spawn_blocking(move || {
+                    this.inner
+                        .network
+                        .force_remove_endpoint(&network, &container)
+                })
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?;
+                self.flush_net_events();
+                self.refresh_dns();
+                return res;
+            }
+            Err(e) => return Err(e),
+        };
         let rec = entry.snapshot();
         let this = self.clone();
         let network = network.to_owned();
         let res = tokio::task::spawn_blocking(move || {
             let running = this.inner.network.has_endpoint(&rec.id);
-            this.inner.network.disconnect_one(&rec, running, &network)
+            this.inner
+                .network
+                .disconnect_one(&rec, running, &network, force)
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;

@@ -139,7 +139,12 @@ impl LocalEngine {
         }
         let entry = self.lookup(name)?;
         let before = entry.snapshot();
-        let host = merge_update(&before.spec.host, &u)?;
+        let mut host = merge_update(&before.spec.host, &u)?;
+        // Create already dropped what the host cannot apply: what is left is the update's.
+        warnings.extend(super::limits::discard_unsupported(
+            &mut host,
+            super::limits::CgroupSupport::detect(std::path::Path::new("/sys/fs/cgroup")),
+        )?);
         super::containers::check_cpusets(&host)?;
         let features = super::containers::host_features();
         let resources =

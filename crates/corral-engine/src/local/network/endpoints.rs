@@ -279,12 +279,15 @@ impl Networking {
     }
 
     /// `network disconnect`: removes `key` from the container's networks; a running
-    /// container loses the endpoint at once. Blocking.
+    /// container loses the endpoint at once. As dockerd, a network that no longer exists
+    /// (removed while the container was stopped) is dropped from a stopped container's
+    /// networks, and from a running one's with `force`. Blocking.
     pub(crate) fn disconnect_one(
         &self,
         rec: &ContainerRecord,
         running: bool,
         key: &str,
+        force: bool,
     ) -> Result<()> {
         let id = rec.id.as_str();
         let mode = rec.spec.host.network_mode.as_deref().unwrap_or("");
@@ -298,8 +301,11 @@ impl Networking {
         let net = if is_default(key) && !st.networks.contains_key(DEFAULT_NETWORK) {
             self.default_network(&mut st)?
         } else {
-            self.find(&st, key)
-                .ok_or_else(|| Error::NoSuchNetwork(key.to_owned()))?
+            match self.find(&st, key) {
+                Some(n) => n,
+                None if !running || force => return self.drop_stale_attachment(&mut st, rec, key),
+                None => return Err(Error::NoSuchNetwork(key.to_owned())),
+            }
         };
         let mut atts = self.attachments(&st, rec);
         let configured = atts.iter().any(|a| a.network == net.name);
@@ -333,6 +339,63 @@ impl Networking {
         if running {
             self.sync(&st)?;
         }
+        self.persist(&st)
+    }
+
+    /// Forgets the container's attachment to `key`, a network that no longer exists
+    /// (dockerd deletes it from the container's settings by name); dockerd's 500 when the
+    /// container has none.
+    fn drop_stale_attachment(
+        &self,
+        st: &mut NetState,
+        rec: &ContainerRecord,
+        key: &str,
+    ) -> Result<()> {
+        let mut atts = self.attachments(st, rec);
+        let before = atts.len();
+        atts.retain(|a| a.network != key);
+        if atts.len() == before {
+            return Err(Error::Refused(format!(
+                "container {} is not connected to the network {key}",
+                rec.id
+            )));
+        }
+        st.attachments.insert(rec.id.to_string(), atts);
+        self.persist(st)
+    }
+
+    /// `network disconnect --force` of a container the engine does not know: removes the
+    /// endpoints on network `key` still recorded under that container id (left by a crash
+    /// between a removal and its network cleanup), as dockerd's `ForceEndpointDelete`;
+    /// dockerd's 404 `endpoint NAME not found` when there is none. Blocking.
+    pub(crate) fn force_remove_endpoint(&self, key: &str, container: &str) -> Result<()> {
+        let mut st = self.state.lock();
+        let net = self
+            .find(&st, key)
+            .ok_or_else(|| Error::NoSuchNetwork(key.to_owned()))?;
+        let stale: Vec<EndpointRecord> = st
+            .endpoints
+            .get(container)
+            .map(|eps| {
+                eps.iter()
+                    .filter(|e| e.network == net.name)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if stale.is_empty() {
+            return Err(Error::NotFound(format!("endpoint {container} not found")));
+        }
+        for ep in &stale {
+            self.unplug(&mut st, container, ep);
+        }
+        if let Some(eps) = st.endpoints.get_mut(container) {
+            eps.retain(|e| e.network != net.name);
+            if eps.is_empty() {
+                st.endpoints.remove(container);
+            }
+        }
+        self.sync(&st)?;
         self.persist(&st)
     }
 }
