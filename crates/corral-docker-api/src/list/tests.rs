@@ -152,7 +152,7 @@ fn record(i: usize, now: DateTime<Utc>) -> ContainerRecord {
         ContainerStatus::Dead,
     ];
     let mut spec = ContainerSpec {
-        image: if i % 2 == 0 {
+        image: if i.is_multiple_of(2) {
             "busybox".into()
         } else {
             "registry.example/ünï\"code\\img:1".into()
@@ -213,7 +213,7 @@ fn record(i: usize, now: DateTime<Utc>) -> ContainerRecord {
             VolumeMount {
                 name: "data".into(),
                 destination: "/data".into(),
-                read_only: i % 2 == 0,
+                read_only: i.is_multiple_of(2),
                 anonymous: false,
                 no_copy: false,
                 mode: "rw,z".into(),
@@ -236,7 +236,7 @@ fn record(i: usize, now: DateTime<Utc>) -> ContainerRecord {
         created: now - Duration::seconds(i as i64 * 97),
         spec,
         image_id: format!("sha256:{:064x}", i),
-        path: if i % 6 == 0 {
+        path: if i.is_multiple_of(6) {
             "sh".into()
         } else {
             String::new()
@@ -247,8 +247,10 @@ fn record(i: usize, now: DateTime<Utc>) -> ContainerRecord {
         state: ContainerState {
             status: statuses[i % statuses.len()],
             exit_code: i as i64 % 3 - 1,
-            started_at: (i % 3 != 0).then(|| now - Duration::seconds(i as i64 * 61)),
-            finished_at: (i % 2 == 0).then(|| now - Duration::seconds(i as i64 * 3700)),
+            started_at: (!i.is_multiple_of(3)).then(|| now - Duration::seconds(i as i64 * 61)),
+            finished_at: i
+                .is_multiple_of(2)
+                .then(|| now - Duration::seconds(i as i64 * 3700)),
             ..Default::default()
         },
         volume_mounts,
