@@ -53,6 +53,14 @@ impl TryFrom<String> for ContainerId {
     }
 }
 
+/// Lets maps keyed by id be searched with a `&str` (the order and equality are the
+/// string's, as the derives above use the inner string).
+impl std::borrow::Borrow<str> for ContainerId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl From<ContainerId> for String {
     fn from(id: ContainerId) -> String {
         id.0

@@ -76,7 +76,7 @@ pub(crate) fn human_duration(d: chrono::Duration) -> String {
 }
 
 /// The `Status` column of `docker ps`.
-fn status_text(c: &ContainerRecord, now: DateTime<Utc>) -> String {
+pub(crate) fn status_text(c: &ContainerRecord, now: DateTime<Utc>) -> String {
     use corral_core::ContainerStatus::*;
     let st = &c.state;
     match st.status {
@@ -104,7 +104,7 @@ fn status_text(c: &ContainerRecord, now: DateTime<Utc>) -> String {
     }
 }
 
-fn command_text(c: &ContainerRecord) -> String {
+pub(crate) fn command_text(c: &ContainerRecord) -> String {
     let mut parts = vec![c.path.clone()];
     parts.extend(c.args.iter().cloned());
     parts.join(" ")
@@ -170,41 +170,10 @@ fn name_matches(pattern: &str, name: &str) -> bool {
     regex::Regex::new(pattern).is_ok_and(|re| re.is_match(&slashed) || re.is_match(name))
 }
 
-/// The list filters that read the rendered item: `volume` (volume name or mount
-/// destination), `network` (network name or id, or the network mode), `publish` and
-/// `expose` (`PORT[/PROTO]`, a published host port or a container port).
-fn item_matches_filters(item: &Value, f: &Filters) -> bool {
-    let arr = |v: &Value| v.as_array().cloned().unwrap_or_default();
-    let mounts = arr(&item["Mounts"]);
-    let ports = arr(&item["Ports"]);
-    let port_matches = |want: &str, key: &str| {
-        let (port, proto) = want.split_once('/').unwrap_or((want, "tcp"));
-        ports.iter().any(|p| {
-            p[key].as_u64().is_some_and(|n| n.to_string() == port)
-                && p["Type"].as_str().unwrap_or("tcp") == proto
-        })
-    };
-    f.any("volume", |v| {
-        mounts
-            .iter()
-            .any(|m| m["Name"].as_str() == Some(v) || m["Destination"].as_str() == Some(v))
-    }) && f.any("network", |v| {
-        item["HostConfig"]["NetworkMode"].as_str() == Some(v)
-            || item["NetworkSettings"]["Networks"]
-                .as_object()
-                .is_some_and(|nets| {
-                    nets.iter().any(|(name, n)| {
-                        name == v || n["NetworkID"].as_str().is_some_and(|id| id == v)
-                    })
-                })
-    }) && f.any("publish", |v| port_matches(v, "PublicPort"))
-        && f.any("expose", |v| port_matches(v, "PrivatePort"))
-}
-
 pub(crate) async fn list(
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let f = Filters::parse(q.filters.as_deref())?;
     f.validate(LIST_FILTERS)?;
     crate::health::validate_filter(&f)?;
@@ -239,7 +208,9 @@ pub(crate) async fn list(
         || f.get("status").is_some()
         || f.get("exited").is_some();
     let now = Utc::now();
-    let mut out = Vec::new();
+    let size = flag(&q.size);
+    let mountpoint = |n: &str| st.engine.volume_mountpoint(n);
+    let mut rows = Vec::new();
     for c in &all {
         if !show_all && !c.state.status.is_alive() {
             continue;
@@ -247,38 +218,18 @@ pub(crate) async fn list(
         if !matches_filters(c, &f, &image_ids) {
             continue;
         }
-        let mut item = json!({
-            "Id": c.id.as_str(),
-            "Names": [format!("/{}", c.name)],
-            "Image": c.spec.image,
-            "ImageID": c.image_id,
-            "Command": command_text(c),
-            "Created": c.created.timestamp(),
-            "Ports": [],
-            "Labels": c.spec.labels,
-            "State": c.state.status.as_str(),
-            "Status": status_text(c, now),
-            "HostConfig": {"NetworkMode": c.spec.host.network_mode.clone().unwrap_or_else(|| "default".into())},
-            "NetworkSettings": {"Networks": {}},
-            "Mounts": mounts_json(c, &|n| st.engine.volume_mountpoint(n)),
-        });
-        let nets = st.engine.container_networks(c.id.as_str());
-        if !nets.is_empty() {
-            crate::networks::fill_list_item(&mut item, &nets);
-        }
-        if !item_matches_filters(&item, &f) {
+        let row = crate::list::Row::new(c, st.engine.container_networks(c), &mountpoint, now, size);
+        if !row.matches(&f) {
             continue;
         }
-        if flag(&q.size) {
-            item["SizeRw"] = json!(0);
-            item["SizeRootFs"] = json!(0);
-        }
-        out.push(item);
-        if q.limit.is_some_and(|l| l > 0 && out.len() as i64 >= l) {
+        rows.push(row);
+        if q.limit.is_some_and(|l| l > 0 && rows.len() as i64 >= l) {
             break;
         }
     }
-    Ok(Json(Value::Array(out)))
+    let body = crate::list::render(&rows)
+        .map_err(|e| ApiError::from(corral_engine::Error::Internal(e.to_string())))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 // === create ===
@@ -495,41 +446,8 @@ pub(crate) async fn create(
 // === inspect ===
 
 fn mounts_json(c: &ContainerRecord, mountpoint: &dyn Fn(&str) -> String) -> Value {
-    let mut out = Vec::new();
-    for b in &c.spec.host.binds {
-        let parts: Vec<&str> = b.split(':').collect();
-        if parts.len() >= 2 && parts[0].starts_with('/') {
-            let rw = !parts
-                .get(2)
-                .is_some_and(|o| o.split(',').any(|x| x == "ro"));
-            let is_path = parts[0].starts_with('/');
-            out.push(json!({
-                "Type": if is_path { "bind" } else { "volume" },
-                "Source": parts[0], "Destination": parts[1],
-                "Mode": parts.get(2).copied().unwrap_or(""), "RW": rw, "Propagation": if is_path {"rprivate"} else {""},
-            }));
-        }
-    }
-    for m in c
-        .spec
-        .host
-        .mounts
-        .iter()
-        .filter(|m| m.kind != MountType::Volume)
-    {
-        out.push(json!({
-            "Type": match m.kind { MountType::Bind => "bind", MountType::Volume => "volume", MountType::Tmpfs => "tmpfs" },
-            "Source": m.source, "Destination": m.target, "Mode": "", "RW": !m.read_only, "Propagation": "",
-        }));
-    }
-    for v in &c.volume_mounts {
-        out.push(json!({
-            "Type": "volume", "Name": v.name, "Source": mountpoint(&v.name),
-            "Destination": v.destination, "Driver": "local", "Mode": v.mode,
-            "RW": !v.read_only, "Propagation": "",
-        }));
-    }
-    Value::Array(out)
+    // Strings and booleans always serialize; `Null` is never produced.
+    serde_json::to_value(crate::list::mount_items(c, mountpoint)).unwrap_or(Value::Null)
 }
 
 fn host_config_json(h: &HostSpec) -> Value {
@@ -685,7 +603,7 @@ pub(crate) async fn inspect(
     let c = st.engine.container(&id).await?;
     let paths = st.engine.container_paths(&c);
     let mut doc = inspect_json(&c, &paths, &|n| st.engine.volume_mountpoint(n));
-    let nets = st.engine.container_networks(c.id.as_str());
+    let nets = st.engine.container_networks(&c);
     crate::networks::fill_settings(&mut doc, &nets, c.name.as_str());
     Ok(Json(doc))
 }
@@ -1282,25 +1200,6 @@ mod tests {
         assert!(name_matches("a.c", "abc"));
         // An invalid expression matches only the exact name.
         assert!(!name_matches("web(", "web(x"));
-    }
-
-    #[test]
-    fn list_filters_read_mounts_networks_and_ports() {
-        let item = json!({
-            "HostConfig": {"NetworkMode": "web"},
-            "NetworkSettings": {"Networks": {"web": {"NetworkID": "abc123"}}},
-            "Mounts": [{"Type": "volume", "Name": "data", "Destination": "/data"}],
-            "Ports": [{"PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}],
-        });
-        let yes = |raw: &str| item_matches_filters(&item, &Filters::parse(Some(raw)).unwrap());
-        assert!(yes(r#"{"volume":["data"]}"#));
-        assert!(yes(r#"{"volume":["/data"]}"#));
-        assert!(!yes(r#"{"volume":["other"]}"#));
-        assert!(yes(r#"{"network":["web"]}"#) && yes(r#"{"network":["abc123"]}"#));
-        assert!(!yes(r#"{"network":["db"]}"#));
-        assert!(yes(r#"{"publish":["8080"]}"#) && yes(r#"{"publish":["8080/tcp"]}"#));
-        assert!(!yes(r#"{"publish":["8080/udp"]}"#) && !yes(r#"{"publish":["80"]}"#));
-        assert!(yes(r#"{"expose":["80"]}"#) && !yes(r#"{"expose":["8080"]}"#));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod filters;
 mod health;
 mod hijack;
 mod images;
+mod list;
 mod listen;
 mod networks;
 mod system;

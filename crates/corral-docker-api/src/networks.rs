@@ -182,30 +182,6 @@ pub(crate) fn fill_settings(doc: &mut Value, nets: &[ContainerNetwork], name: &s
     s["Networks"] = Value::Object(networks);
 }
 
-/// Fills a `ps` item's `Ports` and `NetworkSettings.Networks`.
-pub(crate) fn fill_list_item(item: &mut Value, nets: &[ContainerNetwork]) {
-    let ports: Vec<Value> = nets
-        .iter()
-        .flat_map(|n| n.ports.iter())
-        .map(|p| {
-            json!({"IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto})
-        })
-        .collect();
-    item["Ports"] = Value::Array(ports);
-    let mut networks = Map::new();
-    for n in nets {
-        networks.insert(
-            n.network.clone(),
-            json!({
-                "NetworkID": n.network_id, "EndpointID": n.endpoint_id, "Gateway": n.gateway,
-                "IPAddress": n.ip, "IPPrefixLen": n.prefix_len, "MacAddress": n.mac,
-                "Aliases": n.aliases,
-            }),
-        );
-    }
-    item["NetworkSettings"] = json!({ "Networks": networks });
-}
-
 /// The endpoint settings of a create body (`NetworkingConfig.EndpointsConfig`).
 pub(crate) fn endpoint_specs(
     cfg: Option<bollard::models::NetworkingConfig>,
@@ -393,10 +369,6 @@ mod tests {
         assert_eq!(s["IPAddress"], "172.17.0.2");
         assert_eq!(s["Ports"]["80/tcp"][0]["HostPort"], "8080");
         assert_eq!(s["Networks"]["bridge"]["Gateway"], "172.17.0.1");
-        let mut item = json!({});
-        fill_list_item(&mut item, &[net()]);
-        assert_eq!(item["Ports"][0]["PublicPort"], 8080);
-        assert_eq!(item["Ports"][0]["Type"], "tcp");
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -434,10 +435,11 @@ pub trait Engine: Send + Sync + 'static {
     async fn remove_container(&self, name: &str, force: bool, volumes: bool) -> Result<()>;
     /// Removes all stopped containers; returns their ids.
     async fn prune_containers(&self) -> Result<Vec<String>>;
-    /// All containers.
-    async fn containers(&self) -> Result<Vec<ContainerRecord>>;
-    /// One container.
-    async fn container(&self, name: &str) -> Result<ContainerRecord>;
+    /// All containers: the current records, shared (no copy; a later change to a container
+    /// makes a new record and leaves these as they were).
+    async fn containers(&self) -> Result<Vec<Arc<ContainerRecord>>>;
+    /// One container's current record, shared.
+    async fn container(&self, name: &str) -> Result<Arc<ContainerRecord>>;
     /// Host paths of a container's files for inspect: `rootfs`, `upper`, `work`, `log`,
     /// `hosts`, `resolv`, `hostname`.
     fn container_paths(&self, record: &ContainerRecord) -> BTreeMap<&'static str, String>;
@@ -498,7 +500,7 @@ pub trait Engine: Send + Sync + 'static {
     fn volume_mountpoint(&self, name: &str) -> String;
     /// A container's networks (inspect `NetworkSettings.Networks`, `ps` ports): live
     /// endpoints while it runs, the configured networks (no address) otherwise.
-    fn container_networks(&self, _id: &str) -> Vec<ContainerNetwork> {
+    fn container_networks(&self, _record: &ContainerRecord) -> Vec<ContainerNetwork> {
         Vec::new()
     }
     /// The networks (`GET /networks`): the default `bridge` plus `host` and `none`.

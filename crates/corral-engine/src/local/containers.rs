@@ -967,12 +967,14 @@ impl LocalEngine {
             {
                 return Err(name_conflict(new.as_str(), &owner));
             }
-            let mut rec = entry.record.lock();
+            let mut guard = entry.record.lock();
+            let rec = Arc::make_mut(&mut guard);
             std::mem::replace(&mut rec.name, new.clone())
         };
         if let Err(e) = self.save(&entry).await {
             {
-                let mut rec = entry.record.lock();
+                let mut guard = entry.record.lock();
+                let rec = Arc::make_mut(&mut guard);
                 if rec.name == new {
                     rec.name = old.clone();
                 }

@@ -314,16 +314,17 @@ impl HealthSink for EntrySink {
         let token = self.token;
         async move {
             let changed = {
-                let mut rec = entry.record.lock();
+                let mut guard = entry.record.lock();
                 let current = engine
                     .inner
                     .health
                     .lock()
-                    .get(&rec.id)
+                    .get(&guard.id)
                     .is_some_and(|m| m.token == token);
-                if !current || rec.state.status != ContainerStatus::Running {
+                if !current || guard.state.status != ContainerStatus::Running {
                     return false;
                 }
+                let rec = Arc::make_mut(&mut guard);
                 let retries = rec
                     .spec
                     .healthcheck
@@ -405,10 +406,10 @@ impl LocalEngine {
     /// start) and its monitor starts; a paused one waits for `unpause`.
     pub(crate) async fn health_restore(&self, entry: &Arc<Entry>) {
         let reset = {
-            let mut rec = entry.record.lock();
-            let running = rec.state.status == ContainerStatus::Running;
-            if running && rec.state.health.is_some() {
-                reset_on_start(&mut rec);
+            let mut guard = entry.record.lock();
+            let running = guard.state.status == ContainerStatus::Running;
+            if running && guard.state.health.is_some() {
+                reset_on_start(Arc::make_mut(&mut guard));
             }
             running
         };

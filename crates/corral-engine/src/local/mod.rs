@@ -101,7 +101,10 @@ pub(crate) type PendingAttach = (
 
 /// One container's live bookkeeping.
 pub(crate) struct Entry {
-    pub(crate) record: Mutex<ContainerRecord>,
+    /// The current record. Readers take the `Arc` (a reference count, no copy); writers
+    /// go through [`Entry::edit`], which copies the record only while a reader still holds
+    /// an older version (copy on write).
+    pub(crate) record: Mutex<Arc<ContainerRecord>>,
     /// Numbers the record's snapshots taken for saving (taken under `record`'s lock), so
     /// a save that reaches SQLite after a newer one is dropped instead of undoing it.
     pub(crate) write_seq: AtomicU64,
@@ -128,7 +131,7 @@ impl Entry {
             ..Default::default()
         });
         Arc::new(Self {
-            record: Mutex::new(record),
+            record: Mutex::new(Arc::new(record)),
             write_seq: AtomicU64::new(0),
             written_seq: Mutex::new(0),
             op: tokio::sync::Mutex::new(()),
@@ -140,12 +143,24 @@ impl Entry {
         })
     }
 
+    /// An owned copy of the record, for callers that change it.
     pub(crate) fn snapshot(&self) -> ContainerRecord {
+        ContainerRecord::clone(&self.record.lock())
+    }
+
+    /// The current record, shared: no copy.
+    pub(crate) fn shared(&self) -> Arc<ContainerRecord> {
         self.record.lock().clone()
     }
 
+    /// Changes the record in place under its lock (copying it first only if a reader still
+    /// holds the current version).
+    pub(crate) fn edit<R>(&self, f: impl FnOnce(&mut ContainerRecord) -> R) -> R {
+        f(Arc::make_mut(&mut self.record.lock()))
+    }
+
     /// The record and its write sequence number, taken together.
-    fn snapshot_for_write(&self) -> (ContainerRecord, u64) {
+    fn snapshot_for_write(&self) -> (Arc<ContainerRecord>, u64) {
         let rec = self.record.lock();
         let seq = self.write_seq.fetch_add(1, Ordering::Relaxed) + 1;
         (rec.clone(), seq)
@@ -338,10 +353,7 @@ impl LocalEngine {
     where
         F: FnOnce(&mut ContainerRecord),
     {
-        {
-            let mut rec = entry.record.lock();
-            f(&mut rec);
-        }
+        entry.edit(f);
         self.save(entry).await
     }
 

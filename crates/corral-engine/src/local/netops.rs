@@ -143,8 +143,8 @@ impl super::LocalEngine {
             .iter()
             .map(|(id, e)| (id.to_string(), e.record.lock().name.to_string()))
             .collect();
-        let st = self.inner.network.snapshot();
-        self.inner.network.dns.set_zone(build_zone(&st, &names));
+        let zone = self.inner.network.with_state(|st| build_zone(st, &names));
+        self.inner.network.dns.set_zone(zone);
     }
 
     /// Binds `127.0.0.11:53` (UDP and TCP) in the container's namespace and serves it.
@@ -376,85 +376,86 @@ impl super::LocalEngine {
 
     /// The container's networks in the API's shape: live endpoints for a running
     /// container, the configured networks (no address) otherwise.
-    pub(crate) fn networks_of(&self, id: &str) -> Vec<crate::api::ContainerNetwork> {
-        let st = self.inner.network.snapshot();
-        if let Some(eps) = st.endpoints.get(id) {
-            return eps
-                .iter()
-                .filter_map(|ep| {
-                    let net = st.networks.get(&ep.network)?;
-                    let user = !is_default(&net.name);
-                    let mut aliases = ep.aliases.clone();
-                    if user {
-                        aliases.push(id.chars().take(12).collect());
-                    }
-                    Some(crate::api::ContainerNetwork {
-                        network: net.name.clone(),
-                        network_id: net.id.clone(),
-                        endpoint_id: endpoint_id(id, &net.id),
-                        ip: ep.ip.to_string(),
-                        prefix_len: net.pool.subnet.prefix(),
-                        gateway: net.pool.gateway.to_string(),
-                        mac: ep.mac.clone(),
-                        sandbox_key: ep.netns.display().to_string(),
-                        ports: ep
-                            .ports
-                            .iter()
-                            .map(|p| crate::api::PublishedPort {
-                                proto: p.proto.clone(),
-                                host_ip: p.host_ip.clone(),
-                                host_port: p.host_port,
-                                container_port: p.container_port,
-                            })
-                            .collect(),
-                        aliases: (user && !aliases.is_empty()).then_some(aliases),
-                        static_ip: ep.static_ip.then(|| ep.ip.to_string()),
+    ///
+    /// Called once per container by `docker ps`: it reads the network state under its lock
+    /// (no copy of every network and endpoint) and takes the record from the caller.
+    pub(crate) fn networks_of(&self, rec: &ContainerRecord) -> Vec<crate::api::ContainerNetwork> {
+        let id = rec.id.as_str();
+        self.inner.network.with_state(|st| {
+            if let Some(eps) = st.endpoints.get(id) {
+                return eps
+                    .iter()
+                    .filter_map(|ep| {
+                        let net = st.networks.get(&ep.network)?;
+                        let user = !is_default(&net.name);
+                        let mut aliases = ep.aliases.clone();
+                        if user {
+                            aliases.push(id.chars().take(12).collect());
+                        }
+                        Some(crate::api::ContainerNetwork {
+                            network: net.name.clone(),
+                            network_id: net.id.clone(),
+                            endpoint_id: endpoint_id(id, &net.id),
+                            ip: ep.ip.to_string(),
+                            prefix_len: net.pool.subnet.prefix(),
+                            gateway: net.pool.gateway.to_string(),
+                            mac: ep.mac.clone(),
+                            sandbox_key: ep.netns.display().to_string(),
+                            ports: ep
+                                .ports
+                                .iter()
+                                .map(|p| crate::api::PublishedPort {
+                                    proto: p.proto.clone(),
+                                    host_ip: p.host_ip.clone(),
+                                    host_port: p.host_port,
+                                    container_port: p.container_port,
+                                })
+                                .collect(),
+                            aliases: (user && !aliases.is_empty()).then_some(aliases),
+                            static_ip: ep.static_ip.then(|| ep.ip.to_string()),
+                        })
                     })
+                    .collect();
+            }
+            if let Some(mode @ ("host" | "none")) = rec.spec.host.network_mode.as_deref() {
+                // dockerd lists the pseudo network the container uses.
+                return vec![crate::api::ContainerNetwork {
+                    network: mode.to_owned(),
+                    network_id: self.builtin_network_id(mode),
+                    endpoint_id: String::new(),
+                    ip: String::new(),
+                    prefix_len: 0,
+                    gateway: String::new(),
+                    mac: String::new(),
+                    sandbox_key: String::new(),
+                    ports: Vec::new(),
+                    aliases: None,
+                    static_ip: None,
+                }];
+            }
+            self.inner
+                .network
+                .attachments(st, rec)
+                .into_iter()
+                .map(|a| crate::api::ContainerNetwork {
+                    network: if is_default(&a.network) {
+                        DEFAULT_NETWORK.to_owned()
+                    } else {
+                        a.network.clone()
+                    },
+                    network_id: String::new(),
+                    endpoint_id: String::new(),
+                    ip: String::new(),
+                    prefix_len: 0,
+                    gateway: String::new(),
+                    mac: a.mac.clone().unwrap_or_default(),
+                    sandbox_key: String::new(),
+                    ports: Vec::new(),
+                    aliases: (!a.aliases.is_empty()).then(|| a.aliases.clone()),
+                    static_ip: a.ip.map(|ip| ip.to_string()),
                 })
-                .collect();
-        }
-        let Ok(entry) = self.lookup(id) else {
-            return Vec::new();
-        };
-        let rec = entry.snapshot();
-        if let Some(mode @ ("host" | "none")) = rec.spec.host.network_mode.as_deref() {
-            // dockerd lists the pseudo network the container uses.
-            return vec![crate::api::ContainerNetwork {
-                network: mode.to_owned(),
-                network_id: self.builtin_network_id(mode),
-                endpoint_id: String::new(),
-                ip: String::new(),
-                prefix_len: 0,
-                gateway: String::new(),
-                mac: String::new(),
-                sandbox_key: String::new(),
-                ports: Vec::new(),
-                aliases: None,
-                static_ip: None,
-            }];
-        }
-        self.inner
-            .network
-            .attachments(&st, &rec)
-            .into_iter()
-            .map(|a| crate::api::ContainerNetwork {
-                network: if is_default(&a.network) {
-                    DEFAULT_NETWORK.to_owned()
-                } else {
-                    a.network.clone()
-                },
-                network_id: String::new(),
-                endpoint_id: String::new(),
-                ip: String::new(),
-                prefix_len: 0,
-                gateway: String::new(),
-                mac: a.mac.clone().unwrap_or_default(),
-                sandbox_key: String::new(),
-                ports: Vec::new(),
-                aliases: (!a.aliases.is_empty()).then(|| a.aliases.clone()),
-                static_ip: a.ip.map(|ip| ip.to_string()),
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// The stable id of the `host` or `none` pseudo network of this instance.

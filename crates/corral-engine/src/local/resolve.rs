@@ -16,8 +16,8 @@ impl LocalEngine {
         if n.is_empty() {
             return Err(Error::NoSuchContainer(name.to_owned()));
         }
-        if let Some(e) = all.iter().find(|(id, _)| id.as_str() == n) {
-            return Ok(e.1.clone());
+        if let Some(e) = all.get(n) {
+            return Ok(e.clone());
         }
         if let Some(e) = all.values().find(|e| e.record.lock().name.as_str() == n) {
             return Ok(e.clone());

@@ -1,6 +1,7 @@
 //! `impl Engine for LocalEngine`: the trait surface, delegating to the modules beside it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -129,18 +130,18 @@ impl Engine for LocalEngine {
         self.prune_stopped().await
     }
 
-    async fn containers(&self) -> Result<Vec<ContainerRecord>> {
+    async fn containers(&self) -> Result<Vec<Arc<ContainerRecord>>> {
         Ok(self
             .inner
             .containers
             .read()
             .values()
-            .map(|e| e.snapshot())
+            .map(|e| e.shared())
             .collect())
     }
 
-    async fn container(&self, name: &str) -> Result<ContainerRecord> {
-        Ok(self.lookup(name)?.snapshot())
+    async fn container(&self, name: &str) -> Result<Arc<ContainerRecord>> {
+        Ok(self.lookup(name)?.shared())
     }
 
     fn container_paths(&self, record: &ContainerRecord) -> BTreeMap<&'static str, String> {
@@ -284,8 +285,8 @@ impl Engine for LocalEngine {
         self.inner.volumes.mountpoint(name)
     }
 
-    fn container_networks(&self, id: &str) -> Vec<crate::api::ContainerNetwork> {
-        self.networks_of(id)
+    fn container_networks(&self, record: &ContainerRecord) -> Vec<crate::api::ContainerNetwork> {
+        self.networks_of(record)
     }
 
     async fn networks(&self) -> Result<Vec<crate::api::NetworkInfo>> {

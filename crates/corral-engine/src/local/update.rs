@@ -160,9 +160,9 @@ impl LocalEngine {
             .map_err(|e| Error::Internal(e.to_string()))?
             .map_err(corral_runtime::Error::from)?;
         }
-        entry.record.lock().spec.host = host;
+        entry.edit(|rec| rec.spec.host = host);
         if let Err(e) = self.save(&entry).await {
-            entry.record.lock().spec.host = before.spec.host;
+            entry.edit(|rec| rec.spec.host = before.spec.host);
             return Err(e);
         }
         self.container_event(&entry.snapshot(), "update", &[]);

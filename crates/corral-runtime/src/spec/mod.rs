@@ -300,13 +300,13 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
         confine_paths.then(|| paths.iter().map(|p| (*p).to_owned()).collect())
     };
     if !host.privileged {
-        let profile = match security.seccomp {
-            SeccompChoice::Default => Some(SeccompProfile::docker_default()),
-            SeccompChoice::Custom(p) => Some(*p),
+        let rendered = match security.seccomp {
+            SeccompChoice::Default => Some(seccomp::render_default(&cap_names, input.arch)?),
+            SeccompChoice::Custom(p) => Some(p.render(&cap_names, input.arch)?),
             SeccompChoice::Unconfined => None,
         };
-        if let Some(profile) = profile {
-            linux = linux.seccomp(profile.render(&cap_names, input.arch)?);
+        if let Some(rendered) = rendered {
+            linux = linux.seccomp(rendered);
         }
     }
 

@@ -724,6 +724,41 @@ pub fn host_arch() -> &'static str {
     }
 }
 
+/// How many renderings of the default profile [`render_default`] keeps (one per distinct
+/// capability set and architecture; almost every container uses the default set).
+const RENDERED_CACHE: usize = 8;
+
+/// Docker's default profile rendered for `caps` on `arch`: the same as
+/// `SeccompProfile::docker_default().render(caps, arch)`, but the profile is built once per
+/// process and the last few renderings are kept. Building and rendering the profile was most
+/// of `build_spec`'s time, and the daemon did it for every container.
+///
+/// # Errors
+/// As [`SeccompProfile::render`] (never for the default profile).
+pub(crate) fn render_default(caps: &[&str], arch: &str) -> Result<LinuxSeccomp> {
+    static PROFILE: std::sync::OnceLock<SeccompProfile> = std::sync::OnceLock::new();
+    type Key = (Vec<String>, String);
+    static RENDERED: parking_lot::Mutex<Vec<(Key, LinuxSeccomp)>> =
+        parking_lot::Mutex::new(Vec::new());
+    // The rendering depends on the set of capabilities, not on their order.
+    let mut set: Vec<String> = caps.iter().map(|c| (*c).to_owned()).collect();
+    set.sort_unstable();
+    set.dedup();
+    let key = (set, arch.to_owned());
+    if let Some((_, hit)) = RENDERED.lock().iter().find(|(k, _)| *k == key) {
+        return Ok(hit.clone());
+    }
+    let rendered = PROFILE
+        .get_or_init(SeccompProfile::docker_default)
+        .render(caps, arch)?;
+    let mut cache = RENDERED.lock();
+    if cache.len() >= RENDERED_CACHE {
+        cache.remove(0);
+    }
+    cache.push((key, rendered.clone()));
+    Ok(rendered)
+}
+
 // === impl SeccompProfile ===
 
 impl SeccompProfile {
@@ -969,6 +1004,27 @@ mod tests {
 
     fn default_for(caps: &[&str], arch: &str) -> LinuxSeccomp {
         SeccompProfile::docker_default().render(caps, arch).unwrap()
+    }
+
+    #[test]
+    fn cached_default_rendering_equals_a_fresh_one() {
+        let mut admin: Vec<&str> = DEFAULT_CAPABILITIES.to_vec();
+        admin.push("CAP_SYS_ADMIN");
+        let mut reversed = admin.clone();
+        reversed.reverse();
+        let sets: [&[&str]; 4] = [&DEFAULT_CAPABILITIES, &admin, &reversed, &[]];
+        // More distinct keys than the cache holds, twice: hits, misses and evictions.
+        for _ in 0..2 {
+            for arch in ["amd64", "arm64", "s390x"] {
+                for caps in sets {
+                    assert_eq!(
+                        render_default(caps, arch).unwrap(),
+                        default_for(caps, arch),
+                        "{arch} {caps:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -586,6 +586,12 @@ impl Networking {
             .is_some_and(|eps| eps.iter().any(|e| !is_default(&e.network)))
     }
 
+    /// Runs `f` on the state under its lock, without copying it. `f` must not call back
+    /// into the networking (the lock is not re-entrant).
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&NetState) -> R) -> R {
+        f(&self.state.lock())
+    }
+
     /// A copy of the whole state.
     pub(crate) fn snapshot(&self) -> NetState {
         self.state.lock().clone()
