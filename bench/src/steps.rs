@@ -789,7 +789,7 @@ pub(crate) fn api(r: &mut Results, engines: &[Engine], img: &Images, sz: &Sizes)
 /// readable" figure, and it shows whether a short follow lost output or only ended early.
 pub(crate) fn logs(r: &mut Results, engines: &[Engine], img: &Images, sz: &Sizes) -> Result<()> {
     let bytes = sz.log_mib * 1024 * 1024;
-    // json-file's max-size counts the JSON-encoded file (a 64-byte line becomes ~135 bytes with
+    // json-file's max-size counts the JSON-encoded file (a 64-byte line becomes ~145 bytes with
     // its `log`/`stream`/`time` keys), not the payload: at 2× the payload dockerd rotated the
     // file during the run and, with max-file 1, dropped the older part (the 88.1 % of an earlier
     // run; a follower crossing the rotation can also get a part twice). 4× never rotates.
