@@ -1,7 +1,7 @@
-//! A private dockerd with `--live-restore`, set up like `corral_testkit::RefDockerd` (which
-//! has no live-restore switch): own data root, exec root, socket and cgroup parent, no
-//! iptables and no bridge. Stopped and swept on drop; with live restore its containers outlive
-//! it, so the sweep kills them through their cgroup.
+//! A private dockerd set up like `corral_testkit::RefDockerd` (which has neither switch) with
+//! `--live-restore`, or with a bridge the benchmark created: own data root, exec root, socket
+//! and cgroup parent, never iptables and never `ip_forward`. Stopped and swept on drop; with
+//! live restore its containers outlive it, so the sweep kills them through their cgroup.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use corral_testkit::{http_get_unix, Sweep, DOCKERD_BIN};
 use tempfile::TempDir;
 use tokio::time::Instant;
 
-/// A running dockerd with live restore on.
+/// A running dockerd with live restore on, or on a given bridge.
 pub(crate) struct LiveRestoreDockerd {
     child: Child,
     instance: String,
@@ -22,8 +22,15 @@ pub(crate) struct LiveRestoreDockerd {
 }
 
 impl LiveRestoreDockerd {
-    /// Starts it and waits up to 60 s for `/_ping`.
+    /// Starts it with `--live-restore --bridge=none` and waits up to 60 s for `/_ping`.
     pub(crate) fn start(insecure_registry: &str) -> Result<Self> {
+        Self::start_with(insecure_registry, None)
+    }
+
+    /// Starts it without live restore on the existing bridge `bridge` (`-b`; dockerd takes
+    /// the bridge's address as its subnet), `--iptables=false --ip-forward=false`, or like
+    /// [`LiveRestoreDockerd::start`] when `bridge` is `None`.
+    pub(crate) fn start_with(insecure_registry: &str, bridge: Option<&str>) -> Result<Self> {
         let instance = format!("benchlr-{}", corral_testkit::unique_instance());
         // Unix socket paths are short: keep the root in /tmp.
         let root = tempfile::Builder::new()
@@ -50,8 +57,16 @@ impl LiveRestoreDockerd {
             .arg(t.join("p"))
             .arg("-H")
             .arg(format!("unix://{}", t.join("docker.sock").display()))
-            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
-            .args(["--live-restore", "--shutdown-timeout=2"])
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-forward=false",
+            ])
+            .args(match bridge {
+                Some(b) => vec![format!("--bridge={b}")],
+                None => vec!["--bridge=none".to_owned(), "--live-restore".to_owned()],
+            })
+            .arg("--shutdown-timeout=2")
             .arg("--cgroup-parent")
             .arg(format!("corral-{instance}"))
             .arg("--insecure-registry")

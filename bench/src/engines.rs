@@ -1,5 +1,6 @@
 //! The engines under test, all started by the benchmark on private roots: a reference
-//! dockerd and `corral server` (default runtime and runc), driven by the same docker CLI.
+//! dockerd (live restore off and on) and `corral server` (default runtime and runc), driven by
+//! the same docker CLI; and Podman, daemonless, driven by its own CLI on a private root.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -23,8 +24,11 @@ pub(crate) const REFERENCE: &str = "dockerd";
 pub(crate) struct Engine {
     /// Column name in the report: `dockerd`, `dockerd-lr`, `corral`, `corral-runc`.
     pub(crate) name: &'static str,
-    socket: PathBuf,
+    /// The API socket; `None` for Podman (no daemon).
+    socket: Option<PathBuf>,
     host: String,
+    /// Set for Podman: calls go to `podman`, not the docker CLI.
+    podman: Option<std::sync::Arc<crate::podman::PodmanCli>>,
     /// The private root: every engine process mentions it on its command line.
     root: PathBuf,
     /// The parent cgroup of its containers.
@@ -57,7 +61,7 @@ impl Engine {
         let cgroup = format!("corral-{}", d.instance());
         Self::finish(
             "dockerd",
-            d.socket(),
+            Some(d.socket()),
             d.docker_host(),
             root,
             cgroup,
@@ -72,7 +76,33 @@ impl Engine {
         let root = d.root().to_path_buf();
         let cgroup = format!("corral-{}", d.instance());
         let (socket, host) = (d.socket(), d.docker_host());
-        Self::finish("dockerd-lr", socket, host, root, cgroup, None, Box::new(d))
+        Self::finish(
+            "dockerd-lr",
+            Some(socket),
+            host,
+            root,
+            cgroup,
+            None,
+            Box::new(d),
+        )
+    }
+
+    /// Starts a dockerd (live restore off) on the existing bridge `bridge`, reported in the
+    /// `dockerd` column: only the default-bridge step uses it.
+    pub(crate) fn dockerd_bridge(registry: &str, bridge: &str) -> Result<Self> {
+        let d = crate::dockerd_lr::LiveRestoreDockerd::start_with(registry, Some(bridge))?;
+        let root = d.root().to_path_buf();
+        let cgroup = format!("corral-{}", d.instance());
+        let (socket, host) = (d.socket(), d.docker_host());
+        Self::finish(
+            "dockerd",
+            Some(socket),
+            host,
+            root,
+            cgroup,
+            None,
+            Box::new(d),
+        )
     }
 
     /// Starts `corral server` with `bin`, `--default-runtime runtime`.
@@ -99,7 +129,7 @@ impl Engine {
         let pid = d.pid();
         Self::finish(
             name,
-            d.socket(),
+            Some(d.socket()),
             d.docker_host(),
             root,
             cgroup,
@@ -108,9 +138,41 @@ impl Engine {
         )
     }
 
+    /// Podman on a private root (see [`crate::podman`]).
+    pub(crate) fn podman(registry: &str) -> Result<Self> {
+        let (state, cli) = crate::podman::PodmanState::new(registry)?;
+        let root = state.root().to_path_buf();
+        let cgroup = state.cgroup().to_owned();
+        let mut e = Self::finish(
+            "podman",
+            None,
+            String::new(),
+            root,
+            cgroup,
+            None,
+            Box::new(state),
+        )?;
+        e.podman = Some(cli);
+        Ok(e)
+    }
+
+    /// Whether this engine has a daemon serving the Docker API (Podman here has none).
+    pub(crate) fn is_podman(&self) -> bool {
+        self.podman.is_some()
+    }
+
+    /// The server version.
+    pub(crate) fn version(&self) -> Result<String> {
+        if self.is_podman() {
+            self.cli(&["version", "--format", "{{.Client.Version}}"])
+        } else {
+            self.cli(&["version", "--format", "{{.Server.Version}}"])
+        }
+    }
+
     fn finish(
         name: &'static str,
-        socket: PathBuf,
+        socket: Option<PathBuf>,
         host: String,
         root: PathBuf,
         cgroup: String,
@@ -128,6 +190,7 @@ impl Engine {
             name,
             socket,
             host,
+            podman: None,
             root,
             cgroup,
             daemon_pid,
@@ -136,13 +199,16 @@ impl Engine {
         })
     }
 
-    /// The API socket.
-    pub(crate) fn socket(&self) -> &Path {
-        &self.socket
+    /// The API socket; `None` for Podman.
+    pub(crate) fn socket(&self) -> Option<&Path> {
+        self.socket.as_deref()
     }
 
-    /// A docker CLI command aimed at this engine only.
+    /// A docker CLI command aimed at this engine only (a `podman` one for Podman).
     pub(crate) fn command(&self, args: &[&str]) -> Command {
+        if let Some(p) = &self.podman {
+            return p.command(args);
+        }
         let mut cmd = Command::new(DOCKER_CLI);
         for var in [
             "DOCKER_CONTEXT",
@@ -163,8 +229,9 @@ impl Engine {
         let out = run_watched(self.command(args), CLI_TIMEOUT)?;
         if !out.status.success() {
             bail!(
-                "{}: docker {}: {}: {}",
+                "{}: {} {}: {}: {}",
                 self.name,
+                if self.is_podman() { "podman" } else { "docker" },
                 args.join(" "),
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
