@@ -142,6 +142,7 @@ impl Drop for LiveRestoreDockerd {
             Sweep {
                 roots: vec![self.path.clone()],
                 cgroup_name: format!("corral-{}", self.instance),
+                mountinfo: None,
             }
             .run();
             drop(root);

@@ -174,6 +174,7 @@ impl Drop for PodmanState {
             Sweep {
                 roots: vec![self.path.clone()],
                 cgroup_name: self.cgroup.clone(),
+                mountinfo: None,
             }
             .run();
             drop(root);
