@@ -847,38 +847,6 @@ pub(crate) fn logs(r: &mut Results, engines: &[Engine], img: &Images, sz: &Sizes
             let mib = |b: u64| b as f64 / 1024.0 / 1024.0;
             let pct = |b: u64| b as f64 * 100.0 / bytes as f64;
             let read_mibs = mib(bytes) / read_secs;
-            let Some((total, first, end)) = follow else {
-                r.add(
-                    "logs_read_delivered",
-                    "share of the written bytes a plain `logs` after exit delivered",
-                    "%",
-                    Better::Higher,
-                    Stat::P50,
-                    e.name,
-                    vec![pct(read_total)],
-                );
-                if read_total == bytes {
-                    r.add(
-                        "logs_read_mibs",
-                        &format!("reading the finished {} MiB log (plain logs)", sz.log_mib),
-                        "MiB/s",
-                        Better::Higher,
-                        Stat::P50,
-                        e.name,
-                        vec![read_mibs],
-                    );
-                }
-                continue;
-            };
-            r.add(
-                "logs_delivered",
-                "share of the written bytes `logs -f` delivered",
-                "%",
-                Better::Higher,
-                Stat::P50,
-                e.name,
-                vec![pct(total)],
-            );
             r.add(
                 "logs_read_delivered",
                 "share of the written bytes a plain `logs` after exit delivered",
@@ -899,6 +867,18 @@ pub(crate) fn logs(r: &mut Results, engines: &[Engine], img: &Images, sz: &Sizes
                     vec![read_mibs],
                 );
             }
+            let Some((total, first, end)) = follow else {
+                continue;
+            };
+            r.add(
+                "logs_delivered",
+                "share of the written bytes `logs -f` delivered",
+                "%",
+                Better::Higher,
+                Stat::P50,
+                e.name,
+                vec![pct(total)],
+            );
             if total != bytes {
                 // A correctness finding, not a benchmark failure: report it and go on.
                 let note = format!(

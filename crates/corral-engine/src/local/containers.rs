@@ -231,7 +231,7 @@ impl LocalEngine {
         };
         let mut warnings = super::limits::discard_unsupported(
             &mut spec.host,
-            super::limits::CgroupSupport::detect(std::path::Path::new("/sys/fs/cgroup")),
+            super::limits::CgroupSupport::host(),
         )?;
         if spec.host.blkio_weight > 0 && !blkio_weight_supported() {
             spec.host.blkio_weight = 0;
@@ -1277,8 +1277,7 @@ fn is_pure_cgroup_v2() -> bool {
 pub(crate) fn swap_limit_supported() -> bool {
     std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
         || std::path::Path::new("/sys/fs/cgroup/memory.swap.max").exists()
-        || (is_pure_cgroup_v2()
-            && super::limits::CgroupSupport::detect(std::path::Path::new("/sys/fs/cgroup")).memory)
+        || (is_pure_cgroup_v2() && super::limits::CgroupSupport::host().memory)
 }
 
 #[cfg(test)]

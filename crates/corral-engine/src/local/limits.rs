@@ -45,6 +45,13 @@ impl CgroupSupport {
         }
     }
 
+    /// This host's support under `/sys/fs/cgroup`, read once per process: the cgroup layout
+    /// does not change while the daemon runs, and this sits on the create path.
+    pub(crate) fn host() -> Self {
+        static HOST: std::sync::OnceLock<CgroupSupport> = std::sync::OnceLock::new();
+        *HOST.get_or_init(|| Self::detect(Path::new("/sys/fs/cgroup")))
+    }
+
     /// A pure v2 host whose root `cgroup.controllers` reads `list`.
     pub(crate) fn from_v2_controllers(list: &str) -> Self {
         let has = |c: &str| list.split_whitespace().any(|x| x == c);

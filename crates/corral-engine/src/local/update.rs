@@ -143,7 +143,7 @@ impl LocalEngine {
         // Create already dropped what the host cannot apply: what is left is the update's.
         warnings.extend(super::limits::discard_unsupported(
             &mut host,
-            super::limits::CgroupSupport::detect(std::path::Path::new("/sys/fs/cgroup")),
+            super::limits::CgroupSupport::host(),
         )?);
         super::containers::check_cpusets(&host)?;
         let features = super::containers::host_features();
