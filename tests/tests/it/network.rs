@@ -264,12 +264,27 @@ fn published_port_survives_a_daemon_crash() {
     assert_eventually!(http_get(&url).contains("still-here"));
     // A connection established before the crash keeps working after it.
     let mut held = TcpStream::connect(&url).expect("connect before the crash");
-    let instance = {
-        let daemon = env.subject.corral().expect("corral daemon");
-        let instance = daemon.instance().to_owned();
-        daemon.kill9_and_restart().expect("restart the daemon");
-        instance
+    let instance = env
+        .subject
+        .corral()
+        .expect("corral daemon")
+        .instance()
+        .to_owned();
+    // Corral's nftables table, as `nft` prints it (its rules carry no counters).
+    let table = || {
+        let out = Command::new("nft")
+            .args(["list", "table", "ip", &format!("corral-{instance}")])
+            .output()
+            .expect("nft");
+        assert!(out.status.success(), "nft list table: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    let table_before = table();
+    env.subject
+        .corral()
+        .expect("corral daemon")
+        .kill9_and_restart()
+        .expect("restart the daemon");
     held.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     held.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     let mut got = String::new();
@@ -280,6 +295,7 @@ fn published_port_survives_a_daemon_crash() {
         env.inspect("{{.NetworkSettings.IPAddress}}", &srv),
     );
     assert_eq!(before, after, "pid and address after the restart");
+    assert_eq!(table_before, table(), "nftables table after the restart");
     assert_eq!(env.inspect("{{.State.Status}}", &srv), "running");
     assert_contains(&http_get(&url), "still-here");
     // Removal after the restart still tears everything down.
