@@ -579,6 +579,73 @@ fn compose_resources_match_docker_compose_v1() {
     assert_eq!(vol, v1_vol);
 }
 
+/// `up --abort-on-container-exit` stops every container when the first one exits
+/// and ends with its exit code; `--exit-code-from` picks the service whose code `up`
+/// returns; neither goes with `-d`, and an unknown service is refused before anything
+/// is created.
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn compose_up_abort_on_container_exit_returns_the_exit_code() {
+    let env = Env::new();
+    let text = r#"
+services:
+  server:
+    image: ${IMAGE}
+    init: true
+    command: ["sh", "-c", "echo serving; exec sleep 300"]
+  check:
+    image: ${IMAGE}
+    command: ["sh", "-c", "sleep 2; echo checked; exit 3"]
+"#;
+    let p = ProjectDir::new(text);
+    let _down = Down { env: &env, p: &p };
+    let server = format!("{}-server-1", p.name);
+    let check = format!("{}-check-1", p.name);
+
+    let up = compose(
+        &env,
+        &p,
+        &["up", "--abort-on-container-exit", "-t", "1"],
+        &[],
+    );
+    assert_eq!(up.code, Some(3), "{up}");
+    assert_contains(&up.stdout, &format!("{check}  | checked"));
+    assert_contains(&up.stdout, &format!("{check} exited with code 3"));
+    assert_contains(&up.stderr, "Aborting on container exit...");
+    assert_contains(&up.stderr, &format!("{server}  Stopped"));
+    assert_eq!(env.inspect("{{.State.Status}}", &server), "exited");
+
+    // The server is stopped by the cascade (137 or 143); `up` returns check's code.
+    let up = compose(
+        &env,
+        &p,
+        &["up", "--exit-code-from", "check", "-t", "1"],
+        &[],
+    );
+    assert_eq!(up.code, Some(3), "{up}");
+    assert_eq!(env.inspect("{{.State.Status}}", &server), "exited");
+    // ...or the server's, which the cascade stopped.
+    let up = compose(
+        &env,
+        &p,
+        &["up", "--exit-code-from", "server", "-t", "1"],
+        &[],
+    );
+    let server_code: i32 = env
+        .inspect("{{.State.ExitCode}}", &server)
+        .parse()
+        .expect("exit code");
+    assert_ne!(server_code, 0);
+    assert_eq!(up.code, Some(server_code), "{up}");
+
+    let bad = compose(&env, &p, &["up", "--exit-code-from", "nosuch"], &[]);
+    assert_eq!(bad.code, Some(1), "{bad}");
+    assert_contains(&bad.stderr, "no such service: nosuch");
+    let bad = compose(&env, &p, &["up", "-d", "--abort-on-container-exit"], &[]);
+    assert_ne!(bad.code, Some(0), "{bad}");
+    assert_contains(&bad.stderr, "--abort-on-container-exit");
+}
+
 /// Attached `up` streams the containers' output, prefixed, until they all exit;
 /// `service_completed_successfully` orders a one-shot job before its dependent and
 /// stops `up` when the job fails.
@@ -607,7 +674,7 @@ services:
         &up.stdout,
         &format!("{}-app-1     | app after migrate", p.name),
     );
-    assert_contains(&up.stderr, &format!("{}-app-1 exited with code 0", p.name));
+    assert_contains(&up.stdout, &format!("{}-app-1 exited with code 0", p.name));
 
     let down = compose(&env, &p, &["down", "-t", "1"], &[]);
     assert_eq!(down.code, Some(0), "{down}");

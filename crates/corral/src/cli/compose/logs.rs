@@ -106,7 +106,6 @@ pub(crate) async fn logs(ctx: &Ctx, p: &Project, a: &LogsArgs) -> anyhow::Result
         follow: a.follow,
         tail: a.tail.clone(),
         timestamps: a.timestamps,
-        since: None,
     };
     stream_logs(ctx, p, &mine, &prefixer, &opts).await
 }
@@ -116,7 +115,6 @@ struct StreamOptions {
     follow: bool,
     tail: String,
     timestamps: bool,
-    since: Option<i64>,
 }
 
 async fn stream_logs(
@@ -134,16 +132,13 @@ async fn stream_logs(
         &ctx.docker
     };
     let streams = containers.iter().map(|c| {
-        let mut opts = LogsOptionsBuilder::new()
+        let opts = LogsOptionsBuilder::new()
             .stdout(true)
             .stderr(true)
             .follow(follow)
             .timestamps(o.timestamps)
-            .tail(&o.tail);
-        if let Some(t) = o.since.and_then(|t| i32::try_from(t).ok()) {
-            opts = opts.since(t);
-        }
-        let opts = opts.build();
+            .tail(&o.tail)
+            .build();
         let prefix = prefixer.render(&c.name, service_index(&c.service));
         let s = docker
             .logs(&c.id, Some(opts))
@@ -177,14 +172,35 @@ async fn stream_logs(
     Ok(())
 }
 
+/// How the attached mode of `up` ends when a container exits.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Cascade {
+    /// Stop every container when the first one exits (`--abort-on-container-exit`).
+    pub(crate) abort_on_exit: bool,
+    /// The service whose container's exit code `up` returns (`--exit-code-from`).
+    pub(crate) exit_code_from: Option<String>,
+}
+
+/// What the merged streams of the attached mode yield.
+enum Item {
+    /// A chunk (or error) of container `idx`'s output.
+    Output(usize, Result<LogOutput, bollard::errors::Error>),
+    /// Container `idx`'s output ended: it stopped.
+    End(usize),
+}
+
 /// The attached mode of `up`: follows the logs of the services' containers until
-/// they all exit; Ctrl-C stops them.
+/// they all exit, printing `<name> exited with code N` as each one does; Ctrl-C
+/// stops them. With `cascade.abort_on_exit` the first exit stops the others, and
+/// `up` ends with that container's exit code (or the one of `exit_code_from`'s
+/// container), as compose does.
 pub(crate) async fn attach_until_exit(
     ctx: &Ctx,
     p: &Project,
     services: &[String],
     timeout: Option<u32>,
     since: i64,
+    cascade: &Cascade,
 ) -> anyhow::Result<()> {
     let list = list_containers(ctx, &p.name, true).await?;
     let mine: Vec<&Existing> = list
@@ -199,25 +215,17 @@ pub(crate) async fn attach_until_exit(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let opts = StreamOptions {
-        follow: true,
-        tail: "all".into(),
-        timestamps: false,
-        since: Some(since),
-    };
+    let t = timeout.map(|t| format!("?t={t}")).unwrap_or_default();
+    let follow = follow_until_exit(ctx, p, &mine, &prefixer, since, cascade, &t);
     tokio::select! {
-        r = stream_logs(ctx, p, &mine, &prefixer, &opts) => {
-            r?;
-            for c in &mine {
-                let body = ctx.raw.call("GET", &format!("/containers/{}/json", c.id), &[], None).await?;
-                let v: serde_json::Value = serde_json::from_slice(&body)?;
-                eprintln!("{} exited with code {}", c.name, v["State"]["ExitCode"].as_i64().unwrap_or(0));
+        code = follow => {
+            match code? {
+                0 => Ok(()),
+                code => Err(crate::cli::client::Exit(crate::cli::run::exit_code(code)).into()),
             }
-            Ok(())
         }
         _ = tokio::signal::ctrl_c() => {
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
-            let t = timeout.map(|t| format!("?t={t}")).unwrap_or_default();
             let graceful = async {
                 for c in mine.iter().rev() {
                     let _ = ctx.raw.call("POST", &format!("/containers/{}/stop{t}", c.id), &[], None).await;
@@ -237,6 +245,122 @@ pub(crate) async fn attach_until_exit(
             Ok(())
         }
     }
+}
+
+/// Streams the containers' output until every stream has ended, and returns the exit
+/// code `up` ends with: 0 without a cascade, else the code of the container that
+/// started it (or of `exit_code_from`'s container).
+async fn follow_until_exit(
+    ctx: &Ctx,
+    p: &Project,
+    mine: &[&Existing],
+    prefixer: &Prefixer,
+    since: i64,
+    cascade: &Cascade,
+    stop_query: &str,
+) -> anyhow::Result<i64> {
+    let service_index = |s: &str| p.services.keys().position(|k| k == s).unwrap_or(0);
+    let streams = mine.iter().enumerate().map(|(idx, c)| {
+        let mut opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .tail("all");
+        if let Ok(t) = i32::try_from(since) {
+            opts = opts.since(t);
+        }
+        ctx.docker_slow
+            .logs(&c.id, Some(opts.build()))
+            .map(move |r| Item::Output(idx, r))
+            .chain(stream::iter([Item::End(idx)]))
+    });
+    let prefixes: Vec<String> = mine
+        .iter()
+        .map(|c| prefixer.render(&c.name, service_index(&c.service)))
+        .collect();
+    let mut buffers: Vec<LineBuffer> = mine.iter().map(|_| LineBuffer::default()).collect();
+    let mut all = stream::select_all(streams.map(Box::pin));
+    let mut aborting = false;
+    let mut code = 0;
+    while let Some(item) = all.next().await {
+        let (idx, lines) = match item {
+            Item::Output(_, Err(e)) => return Err(from_bollard(e)),
+            Item::Output(
+                idx,
+                Ok(
+                    LogOutput::StdOut { message }
+                    | LogOutput::StdErr { message }
+                    | LogOutput::Console { message }
+                    | LogOutput::StdIn { message },
+                ),
+            ) => (idx, buffers[idx].push(&message)),
+            Item::End(idx) => {
+                let rest = buffers[idx].finish();
+                if !aborting {
+                    print_lines(&prefixes[idx], rest.into_iter().collect())?;
+                }
+                let c = mine[idx];
+                let exit = exit_code(ctx, &c.id).await?;
+                if !aborting {
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{} exited with code {exit}", c.name)?;
+                    out.flush()?;
+                }
+                if cascade.abort_on_exit {
+                    match &cascade.exit_code_from {
+                        Some(s) if *s == c.service => code = exit,
+                        Some(_) => {}
+                        None if !aborting => code = exit,
+                        None => {}
+                    }
+                    if !aborting {
+                        aborting = true;
+                        eprintln!("Aborting on container exit...");
+                        for o in mine.iter().rev() {
+                            super::progress("Container", &o.name, "Stopping");
+                            ctx.raw
+                                .call(
+                                    "POST",
+                                    &format!("/containers/{}/stop{stop_query}", o.id),
+                                    &[],
+                                    None,
+                                )
+                                .await?;
+                            super::progress("Container", &o.name, "Stopped");
+                        }
+                    }
+                }
+                continue;
+            }
+        };
+        if !aborting {
+            print_lines(&prefixes[idx], lines)?;
+        }
+    }
+    Ok(code)
+}
+
+/// Writes `lines` to stdout, each after `prefix`.
+fn print_lines(prefix: &str, lines: Vec<String>) -> anyhow::Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        writeln!(out, "{prefix}{l}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The exit code of a stopped container (`State.ExitCode`).
+async fn exit_code(ctx: &Ctx, id: &str) -> anyhow::Result<i64> {
+    let body = ctx
+        .raw
+        .call("GET", &format!("/containers/{id}/json"), &[], None)
+        .await?;
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    Ok(v["State"]["ExitCode"].as_i64().unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -49,6 +49,17 @@ pub(crate) struct UpArgs {
     /// Don't start the services after creating them.
     #[arg(long = "no-start")]
     pub(crate) no_start: bool,
+    /// Stop all containers if any container was stopped (attached mode only).
+    #[arg(long = "abort-on-container-exit", conflicts_with = "detach")]
+    pub(crate) abort_on_container_exit: bool,
+    /// Return the exit code of the selected service's container; implies
+    /// `--abort-on-container-exit`.
+    #[arg(
+        long = "exit-code-from",
+        value_name = "SERVICE",
+        conflicts_with = "detach"
+    )]
+    pub(crate) exit_code_from: Option<String>,
     /// Services to bring up (default: all).
     pub(crate) services: Vec<String>,
     #[arg(skip)]
@@ -81,6 +92,11 @@ pub(crate) async fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> anyhow::Result<()>
     let mut scales = a.scale_map.clone();
     scales.extend(super::ops::parse_scale(&a.scale)?);
     for s in scales.keys() {
+        if !p.services.contains_key(s) {
+            anyhow::bail!("no such service: {s}");
+        }
+    }
+    if let Some(s) = &a.exit_code_from {
         if !p.services.contains_key(s) {
             anyhow::bail!("no such service: {s}");
         }
@@ -191,7 +207,11 @@ pub(crate) async fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> anyhow::Result<()>
         }
         return Ok(());
     }
-    super::logs::attach_until_exit(ctx, p, &targets, a.timeout, since).await
+    let cascade = super::logs::Cascade {
+        abort_on_exit: a.abort_on_container_exit || a.exit_code_from.is_some(),
+        exit_code_from: a.exit_code_from.clone(),
+    };
+    super::logs::attach_until_exit(ctx, p, &targets, a.timeout, since, &cascade).await
 }
 
 /// Replaces `old` as compose does: the new container is created under a temporary
