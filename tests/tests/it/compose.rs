@@ -331,6 +331,53 @@ fn compose_project_comes_up_scales_runs_jobs_and_goes_down() {
     let running = compose(&env, &p, &["ps", "-q"], &[]);
     assert_eq!(all.stdout.lines().count(), 3, "{all}");
     assert_eq!(running.stdout.lines().count(), 2, "{running}");
+    // --status (implies -a), --filter status=, --format json and templates.
+    let exited = compose(
+        &env,
+        &p,
+        &[
+            "ps",
+            "--status",
+            "exited",
+            "--format",
+            "{{.Name}} {{.Service}} {{.State}}",
+        ],
+        &[],
+    );
+    assert_eq!(exited.code, Some(0), "{exited}");
+    assert_eq!(
+        exited.stdout,
+        format!("{name}-worker-1 worker exited\n"),
+        "{exited}"
+    );
+    let running = compose(
+        &env,
+        &p,
+        &["ps", "--filter", "status=running", "--format", "json"],
+        &[],
+    );
+    assert_eq!(running.code, Some(0), "{running}");
+    let rows: Vec<serde_json::Value> = running
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{running}");
+    for r in &rows {
+        assert_eq!(r["State"], "running", "{r}");
+        assert_eq!(r["Project"], name.as_str(), "{r}");
+        assert!(
+            r["Name"].as_str().is_some_and(|n| n.starts_with(&name)),
+            "{r}"
+        );
+        assert!(
+            r["Service"].is_string() && r["ID"].is_string() && r["Publishers"].is_array(),
+            "{r}"
+        );
+    }
+    let bad = compose(&env, &p, &["ps", "--status", "sleeping"], &[]);
+    assert_eq!(bad.code, Some(1), "{bad}");
+    assert_contains(&bad.stderr, "invalid status \"sleeping\"");
     let start = compose(&env, &p, &["start", "worker"], &[]);
     assert_eq!(start.code, Some(0), "{start}");
     let running = compose(&env, &p, &["ps", "-q"], &[]);

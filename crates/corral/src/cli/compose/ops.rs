@@ -58,8 +58,128 @@ pub(crate) struct PsArgs {
     /// Display services.
     #[arg(long)]
     services: bool,
+    /// Format the output: `table` (default), `json` (one object per line), or a Go
+    /// template such as `{{.Name}} {{.State}}`.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Filter by state (repeatable): paused, restarting, removing, running, dead,
+    /// created, exited. Implies `-a`.
+    #[arg(long)]
+    status: Vec<String>,
+    /// Filter by a property (`status=<state>`).
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Don't truncate output.
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
     /// Services to list (default: all).
     names: Vec<String>,
+}
+
+/// The states `compose ps --status` accepts.
+const PS_STATES: &[&str] = &[
+    "paused",
+    "restarting",
+    "removing",
+    "running",
+    "dead",
+    "created",
+    "exited",
+];
+
+/// Columns of `compose ps --format table`.
+const COMPOSE_PS_TABLE: &str =
+    "table {{.Name}}\t{{.Image}}\t{{.Command}}\t{{.Service}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}";
+
+/// Headers of the `compose ps` fields.
+const COMPOSE_PS_HEADERS: &[(&str, &str)] = &[
+    ("Name", "NAME"),
+    ("Names", "NAMES"),
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("Service", "SERVICE"),
+    ("Project", "PROJECT"),
+    ("RunningFor", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Status", "STATUS"),
+    ("State", "STATE"),
+    ("Health", "HEALTH"),
+    ("ExitCode", "EXIT CODE"),
+    ("Ports", "PORTS"),
+    ("Publishers", "PUBLISHERS"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Size", "SIZE"),
+];
+
+impl PsArgs {
+    /// The states to keep (`--status` and `--filter status=`), checked.
+    fn states(&self) -> anyhow::Result<Vec<String>> {
+        let mut states = self.status.clone();
+        for f in &self.filter {
+            match f.split_once('=') {
+                Some(("status", v)) => states.push(v.to_string()),
+                Some((k, _)) => anyhow::bail!("unsupported filter key: {k:?} (supported: status)"),
+                None => anyhow::bail!("bad format of filter (expected name=value): {f:?}"),
+            }
+        }
+        for st in &states {
+            if !PS_STATES.contains(&st.as_str()) {
+                anyhow::bail!("invalid status {st:?}: one of {}", PS_STATES.join(", "));
+            }
+        }
+        Ok(states)
+    }
+}
+
+/// One `compose ps` row: docker's `ps` fields of the container plus compose's
+/// (`Name`, `Service`, `Project`, `Health`, `ExitCode`, `Publishers`).
+fn compose_ps_row(c: &Existing, project: &str, trunc: bool) -> Value {
+    let mut row = crate::cli::container::ps_row(&c.raw, trunc);
+    let status = c.raw["Status"].as_str().unwrap_or_default();
+    let health = if status.contains("(healthy)") {
+        "healthy"
+    } else if status.contains("(unhealthy)") {
+        "unhealthy"
+    } else if status.contains("(health: starting)") {
+        "starting"
+    } else {
+        ""
+    };
+    // `Exited (3) 2 seconds ago`: the list carries the code only in the status.
+    let exit_code = status
+        .strip_prefix("Exited (")
+        .and_then(|r| r.split_once(')'))
+        .and_then(|(n, _)| n.parse::<i64>().ok())
+        .unwrap_or(0);
+    let publishers: Vec<Value> = c.raw["Ports"]
+        .as_array()
+        .map(|ports| {
+            ports
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "URL": p["IP"].as_str().unwrap_or_default(),
+                        "TargetPort": p["PrivatePort"].as_u64().unwrap_or(0),
+                        "PublishedPort": p["PublicPort"].as_u64().unwrap_or(0),
+                        "Protocol": p["Type"].as_str().unwrap_or_default(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(m) = row.as_object_mut() {
+        m.insert("Name".into(), Value::String(c.name.clone()));
+        m.insert("Service".into(), Value::String(c.service.clone()));
+        m.insert("Project".into(), Value::String(project.to_string()));
+        m.insert("Health".into(), Value::String(health.into()));
+        m.insert("ExitCode".into(), Value::from(exit_code));
+        m.insert("Publishers".into(), Value::Array(publishers));
+    }
+    row
 }
 
 /// `events` flags.
@@ -238,10 +358,18 @@ async fn anonymous_volumes(ctx: &Ctx, id: &str) -> anyhow::Result<Vec<String>> {
 
 /// `compose ps`.
 pub(crate) async fn ps(ctx: &Ctx, project: &str, a: &PsArgs) -> anyhow::Result<()> {
-    let list: Vec<Existing> = list_containers(ctx, project, a.all)
+    let states = a.states()?;
+    let format = match a.format.as_str() {
+        "table" => COMPOSE_PS_TABLE,
+        f => f,
+    };
+    let formatter =
+        format::Formatter::new(format, COMPOSE_PS_HEADERS).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let list: Vec<Existing> = list_containers(ctx, project, a.all || !states.is_empty())
         .await?
         .into_iter()
         .filter(|c| a.names.is_empty() || a.names.contains(&c.service))
+        .filter(|c| states.is_empty() || states.contains(&c.state))
         .collect();
     if a.quiet {
         for c in &list {
@@ -256,22 +384,16 @@ pub(crate) async fn ps(ctx: &Ctx, project: &str, a: &PsArgs) -> anyhow::Result<(
         }
         return Ok(());
     }
-    let mut lines = vec!["NAME\tIMAGE\tCOMMAND\tSERVICE\tCREATED\tSTATUS\tPORTS".to_string()];
-    for c in &list {
-        let row = crate::cli::container::ps_row(&c.raw, true);
-        let field = |k: &str| row[k].as_str().unwrap_or_default().to_string();
-        lines.push(format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            c.name,
-            field("Image"),
-            field("Command"),
-            c.service,
-            field("RunningFor"),
-            field("Status"),
-            field("Ports"),
-        ));
-    }
-    print!("{}", format::tabwrite(&lines));
+    let rows: Vec<Value> = list
+        .iter()
+        .map(|c| compose_ps_row(c, project, !a.no_trunc))
+        .collect();
+    print!(
+        "{}",
+        formatter
+            .render(&rows)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+    );
     Ok(())
 }
 
