@@ -397,25 +397,20 @@ fn volume_mount_count_survives_a_daemon_restart() {
     let id = env.inspect("{{.Id}}", &c3);
     env.docker(&["rm", &c3]).ok();
     env.docker(&["volume", "rm", &w]).ok();
-    // The shim removes a container's cgroups when it ends; this one was killed with its
-    // shim, so nothing does (a gap outside volumes). Remove them so the leak check holds.
+    // The shim removes a container's cgroups when it ends; this one was killed with
+    // its shim, so the daemon removes them when it records the exit.
     let instance = env
         .subject
         .corral()
         .expect("corral daemon")
         .instance()
         .to_owned();
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").expect("read /sys/fs/cgroup") {
-        let dir = hierarchy
-            .expect("cgroup hierarchy")
-            .path()
-            .join(format!("corral-{instance}"))
-            .join(&id);
-        let _ = std::fs::remove_dir(dir);
-    }
-    let _ = std::fs::remove_dir(
-        Path::new("/sys/fs/cgroup")
-            .join(format!("corral-{instance}"))
-            .join(&id),
-    );
+    let left: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .expect("read /sys/fs/cgroup")
+        .map(|h| h.expect("cgroup hierarchy").path())
+        .chain([std::path::PathBuf::from("/sys/fs/cgroup")])
+        .map(|h| h.join(format!("corral-{instance}")).join(&id))
+        .filter(|d| d.exists())
+        .collect();
+    assert!(left.is_empty(), "cgroups left by the killed shim: {left:?}");
 }

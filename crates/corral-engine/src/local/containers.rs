@@ -492,7 +492,7 @@ impl LocalEngine {
         let mut input = SpecInput::new(rec.id.as_str(), &rec.spec, image_config, &plan.rootfs);
         input.hostname = hostname;
         input.network_files = network_files;
-        input.cgroups_path = format!("/corral-{}/{}", self.inner.cfg.instance, rec.id);
+        input.cgroups_path = self.cgroups_path(&rec.id);
         input.network = match (rec.spec.host.network_mode.as_deref(), net) {
             (Some("host"), _) => NamespaceMode::Host,
             (_, Some((netns, _))) => NamespaceMode::Join(netns),
@@ -743,6 +743,11 @@ impl LocalEngine {
         let id = entry.record.lock().id.clone();
         self.health_stop(&id);
         self.drop_execs_of(&id);
+        if exit.is_none() {
+            // The shim vanished without its exit record, so it did not delete the
+            // container: kill what is left of it and remove its cgroup.
+            self.remove_orphaned_cgroup(&id).await;
+        }
         if let Err(e) = self.unmount_rootfs(&id).await {
             tracing::warn!(container = %id, error = %e, "unmounting rootfs");
         }
@@ -1133,6 +1138,36 @@ impl LocalEngine {
                 self.record_exit(&entry, exit).await;
             }
         }
+    }
+
+    /// Kills the processes left in a container's cgroup and removes the cgroup, for a
+    /// container whose shim is gone.
+    async fn remove_orphaned_cgroup(&self, id: &ContainerId) {
+        let path = self.cgroups_path(id);
+        let (p, cid) = (path.clone(), id.to_string());
+        let res = super::blocking(move || {
+            if corral_runtime::cgroup::exists(&p) {
+                corral_runtime::cgroup::kill_and_remove(&p, &cid)
+                    .map_err(corral_runtime::Error::from)?;
+                return Ok(true);
+            }
+            Ok(false)
+        })
+        .await;
+        match res {
+            Ok(true) => {
+                tracing::info!(container = %id, cgroup = %path, "removed the cgroup its vanished shim left")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(container = %id, error = %e, "removing the cgroup of a vanished shim")
+            }
+        }
+    }
+
+    /// The container's cgroup path (the spec's `linux.cgroupsPath`).
+    pub(crate) fn cgroups_path(&self, id: &impl std::fmt::Display) -> String {
+        format!("/corral-{}/{}", self.inner.cfg.instance, id)
     }
 
     pub(crate) fn paths(&self, rec: &ContainerRecord) -> BTreeMap<&'static str, String> {

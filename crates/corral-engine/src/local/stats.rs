@@ -395,7 +395,7 @@ impl LocalEngine {
         if !rec.state.status.is_alive() || rec.state.pid == 0 {
             return Ok(stopped_stats_json(&id, &display));
         }
-        let path = format!("/corral-{}/{}", self.inner.cfg.instance, id);
+        let path = self.cgroups_path(&id);
         let (cg, host) = tokio::task::spawn_blocking(move || {
             (
                 read_cgroup(Path::new(CGROUP_ROOT), &path),

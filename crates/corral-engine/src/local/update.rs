@@ -151,7 +151,7 @@ impl LocalEngine {
             spec::update_resources(&host, features).map_err(corral_runtime::Error::from)?;
         let limits_changed = limits_differ(&host, &before.spec.host);
         if limits_changed && before.state.status.is_alive() {
-            let path = format!("/corral-{}/{}", self.inner.cfg.instance, before.id);
+            let path = self.cgroups_path(&before.id);
             let id = before.id.to_string();
             tokio::task::spawn_blocking(move || {
                 corral_runtime::cgroup::update_resources(&path, &id, &resources)
