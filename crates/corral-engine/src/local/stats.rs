@@ -324,6 +324,11 @@ pub(crate) fn stats_json(
     if cg.mem_failcnt > 0 {
         memory["failcnt"] = json!(cg.mem_failcnt);
     }
+    // Without a memory controller (no usage file) dockerd reports no memory stats at
+    // all, which the CLI shows as `0B / 0B`.
+    if cg.mem_usage.is_none() {
+        memory = json!({});
+    }
     json!({
         "read": read.to_rfc3339_opts(SecondsFormat::Nanos, true),
         "preread": ZERO_TIME,
@@ -638,6 +643,14 @@ mod tests {
         };
         let v = stats_json("abc", "/web", t, &limited, &host);
         assert_eq!(v["memory_stats"]["limit"], 1 << 20);
+
+        // No memory controller (no usage file): no memory stats, as dockerd.
+        let no_memory = CgroupSample {
+            mem_usage: None,
+            ..limited
+        };
+        let v = stats_json("abc", "/web", t, &no_memory, &host);
+        assert_eq!(v["memory_stats"], json!({}));
     }
 
     #[test]
