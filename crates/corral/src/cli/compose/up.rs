@@ -443,36 +443,15 @@ pub(crate) async fn ensure_networks(
             continue;
         };
         let name = plan::network_name(p, key);
-        match ctx
-            .raw
-            .call("GET", &format!("/networks/{}", enc(&name)), &[], None)
-            .await
-        {
-            Ok(body) => {
-                let v: Value = serde_json::from_slice(&body)?;
-                let owner = v["Labels"][corral_compose::labels::PROJECT].as_str();
-                if !n.external && owner.is_some_and(|o| o != p.name) {
-                    eprintln!("WARN[0000] a network with name {name} exists but was not created for project \"{}\"", p.name);
-                }
+        let found = ensure_object(ctx, Object::Network, &name, n.external, || {
+            plan::network_create(p, key)
+        })
+        .await?;
+        if let Some(v) = found {
+            let owner = v["Labels"][corral_compose::labels::PROJECT].as_str();
+            if !n.external && owner.is_some_and(|o| o != p.name) {
+                eprintln!("WARN[0000] a network with name {name} exists but was not created for project \"{}\"", p.name);
             }
-            Err(e) if is_status(&e, 404) => {
-                if n.external {
-                    anyhow::bail!("network {name} declared as external, but could not be found");
-                }
-                progress("Network", &name, "Creating");
-                let body = plan::network_create(p, key);
-                ctx.raw
-                    .call(
-                        "POST",
-                        "/networks/create",
-                        &[],
-                        Some(body.to_string().as_bytes()),
-                    )
-                    .await
-                    .map_err(|e| anyhow::anyhow!("creating network {name}: {e:#}"))?;
-                progress("Network", &name, "Created");
-            }
-            Err(e) => return Err(e),
         }
     }
     Ok(())
@@ -496,33 +475,66 @@ pub(crate) async fn ensure_volumes(
             continue;
         };
         let name = plan::volume_name(p, key);
-        match ctx
-            .raw
-            .call("GET", &format!("/volumes/{}", enc(&name)), &[], None)
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_status(&e, 404) => {
-                if v.external {
-                    anyhow::bail!("volume {name} declared as external, but could not be found");
-                }
-                progress("Volume", &name, "Creating");
-                let body = plan::volume_create(p, key);
-                ctx.raw
-                    .call(
-                        "POST",
-                        "/volumes/create",
-                        &[],
-                        Some(body.to_string().as_bytes()),
-                    )
-                    .await
-                    .map_err(|e| anyhow::anyhow!("creating volume {name}: {e:#}"))?;
-                progress("Volume", &name, "Created");
-            }
-            Err(e) => return Err(e),
-        }
+        ensure_object(ctx, Object::Volume, &name, v.external, || {
+            plan::volume_create(p, key)
+        })
+        .await?;
     }
     Ok(())
+}
+
+/// The kinds of project objects `up` makes before the containers.
+#[derive(Clone, Copy)]
+enum Object {
+    Network,
+    Volume,
+}
+
+impl Object {
+    /// The progress title, the noun in messages, and the API collection.
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Object::Network => ("Network", "network", "networks"),
+            Object::Volume => ("Volume", "volume", "volumes"),
+        }
+    }
+}
+
+/// Looks up the network or volume `name`: returns its inspect JSON when it exists;
+/// otherwise creates it from `body` (an external one must exist) and returns `None`.
+async fn ensure_object(
+    ctx: &Ctx,
+    kind: Object,
+    name: &str,
+    external: bool,
+    body: impl FnOnce() -> Value,
+) -> anyhow::Result<Option<Value>> {
+    let (title, noun, collection) = kind.names();
+    match ctx
+        .raw
+        .call("GET", &format!("/{collection}/{}", enc(name)), &[], None)
+        .await
+    {
+        Ok(found) => Ok(Some(serde_json::from_slice(&found)?)),
+        Err(e) if is_status(&e, 404) => {
+            if external {
+                anyhow::bail!("{noun} {name} declared as external, but could not be found");
+            }
+            progress(title, name, "Creating");
+            ctx.raw
+                .call(
+                    "POST",
+                    &format!("/{collection}/create"),
+                    &[],
+                    Some(body().to_string().as_bytes()),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("creating {noun} {name}: {e:#}"))?;
+            progress(title, name, "Created");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Corral has no `docker build`: a service to bring up with a `build:` section and
