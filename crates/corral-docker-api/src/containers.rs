@@ -218,9 +218,13 @@ pub(crate) async fn list(
         if !matches_filters(c, &f, &image_ids) {
             continue;
         }
-        let row = crate::list::Row::new(c, st.engine.container_networks(c), &mountpoint, now, size);
+        let mut row =
+            crate::list::Row::new(c, st.engine.container_networks(c), &mountpoint, now, size);
         if !row.matches(&f) {
             continue;
+        }
+        if size {
+            row.set_size(st.engine.container_size(c).await?);
         }
         rows.push(row);
         if q.limit.is_some_and(|l| l > 0 && rows.len() as i64 >= l) {
@@ -596,15 +600,27 @@ pub(crate) fn inspect_json(
     v
 }
 
+/// `GET /containers/{id}/json` query: `size` adds `SizeRw` and `SizeRootFs`.
+#[derive(Deserialize)]
+pub(crate) struct InspectQuery {
+    size: Option<String>,
+}
+
 pub(crate) async fn inspect(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<InspectQuery>,
 ) -> ApiResult<Json<Value>> {
     let c = st.engine.container(&id).await?;
     let paths = st.engine.container_paths(&c);
     let mut doc = inspect_json(&c, &paths, &|n| st.engine.volume_mountpoint(n));
     let nets = st.engine.container_networks(&c);
     crate::networks::fill_settings(&mut doc, &nets, c.name.as_str());
+    if flag(&q.size) {
+        let size = st.engine.container_size(&c).await?;
+        doc["SizeRw"] = json!(size.rw);
+        doc["SizeRootFs"] = json!(size.root_fs);
+    }
     Ok(Json(doc))
 }
 

@@ -115,20 +115,26 @@ pub(crate) async fn list(
         if !f.labels_match(&image_labels(img)) {
             continue;
         }
-        out.push(json!({
-            "Id": img.id,
-            "ParentId": "",
-            "RepoTags": img.repo_tags,
-            "RepoDigests": img.repo_digests,
-            "Created": img.created.timestamp(),
-            "Size": img.size,
-            "VirtualSize": img.size,
-            "SharedSize": -1,
-            "Labels": image_labels(img),
-            "Containers": -1,
-        }));
+        out.push(summary_json(img, -1, -1));
     }
     Ok(Json(Value::Array(out)))
+}
+
+/// An image as the image list shows it; `shared_size` and `containers` are -1 when not
+/// computed (the list), real counts in `/system/df`.
+pub(crate) fn summary_json(img: &ImageRecord, shared_size: i64, containers: i64) -> Value {
+    json!({
+        "Id": img.id,
+        "ParentId": "",
+        "RepoTags": img.repo_tags,
+        "RepoDigests": img.repo_digests,
+        "Created": img.created.timestamp(),
+        "Size": img.size,
+        "VirtualSize": img.size,
+        "SharedSize": shared_size,
+        "Labels": image_labels(img),
+        "Containers": containers,
+    })
 }
 
 // === inspect, history ===

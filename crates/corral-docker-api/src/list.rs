@@ -26,12 +26,12 @@ pub(crate) struct Row<'a> {
     nets: Vec<ContainerNetwork>,
     mounts: Vec<MountItem<'a>>,
     now: DateTime<Utc>,
-    size: bool,
+    size: Option<corral_engine::ContainerSize>,
 }
 
 impl<'a> Row<'a> {
     /// `nets` is what the engine reports for the container; `mountpoint` gives a named
-    /// volume's host path. `size` adds `SizeRw`/`SizeRootFs` (reported as 0).
+    /// volume's host path. `size` adds `SizeRw`/`SizeRootFs` (0 until [`Row::set_size`]).
     pub(crate) fn new(
         rec: &'a ContainerRecord,
         nets: Vec<ContainerNetwork>,
@@ -44,8 +44,13 @@ impl<'a> Row<'a> {
             nets,
             mounts: mount_items(rec, mountpoint),
             now,
-            size,
+            size: size.then(corral_engine::ContainerSize::default),
         }
+    }
+
+    /// The disk use `SizeRw`/`SizeRootFs` show (with `size`).
+    pub(crate) fn set_size(&mut self, size: corral_engine::ContainerSize) {
+        self.size = Some(size);
     }
 
     /// `HostConfig.NetworkMode` as the list shows it.
@@ -129,9 +134,9 @@ impl Serialize for Row<'_> {
         item.serialize_field("Names", &[format!("/{}", c.name)])?;
         item.serialize_field("NetworkSettings", &NetworkSettings(self))?;
         item.serialize_field("Ports", &Ports(self))?;
-        if self.size {
-            item.serialize_field("SizeRootFs", &0)?;
-            item.serialize_field("SizeRw", &0)?;
+        if let Some(size) = self.size {
+            item.serialize_field("SizeRootFs", &size.root_fs)?;
+            item.serialize_field("SizeRw", &size.rw)?;
         }
         item.serialize_field("State", c.state.status.as_str())?;
         item.serialize_field("Status", &crate::containers::status_text(c, self.now))?;

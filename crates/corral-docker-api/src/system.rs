@@ -185,11 +185,43 @@ pub(crate) async fn df(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let images = st.engine.images().await?;
     let containers = st.engine.containers().await?;
     let volumes = st.engine.volumes(true).await?;
-    let layers: u64 = images.iter().map(|i| i.size).sum();
+    let usage = st.engine.images_disk_usage().await?;
+    let mut listed = Vec::with_capacity(containers.len());
+    for c in &containers {
+        let size = st.engine.container_size(c).await?;
+        listed.push(json!({
+            "Id": c.id.as_str(),
+            "Names": [format!("/{}", c.name)],
+            "Image": c.spec.image,
+            "ImageID": c.image_id,
+            "Command": crate::containers::command_text(c),
+            "Created": c.created.timestamp(),
+            "State": c.state.status.as_str(),
+            "Status": crate::containers::status_text(c, chrono::Utc::now()),
+            "Labels": c.spec.labels,
+            "SizeRw": size.rw,
+            "SizeRootFs": size.root_fs,
+        }));
+    }
+    // Each image with the number of containers made from it (`docker system df` counts
+    // an image with containers as active) and the size of the layers it shares.
+    let images: Vec<Value> = images
+        .iter()
+        .map(|i| {
+            let n = containers.iter().filter(|c| c.image_id == i.id).count();
+            let shared = usage.shared.get(i.id.as_str()).copied().unwrap_or(0);
+            crate::images::summary_json(
+                i,
+                i64::try_from(shared).unwrap_or(i64::MAX),
+                i64::try_from(n).unwrap_or(i64::MAX),
+            )
+        })
+        .collect();
+    let layers = usage.layers_size;
     Ok(Json(json!({
         "LayersSize": layers,
-        "Images": images.iter().map(crate::images::inspect_json).collect::<Vec<_>>(),
-        "Containers": containers.iter().map(|c| json!({"Id": c.id.as_str(), "Names": [format!("/{}", c.name)], "Image": c.spec.image, "State": c.state.status.as_str(), "SizeRw": 0, "SizeRootFs": 0})).collect::<Vec<_>>(),
+        "Images": images,
+        "Containers": listed,
         "Volumes": volumes.iter().map(|v| crate::volumes::volume_json(v, true)).collect::<Vec<_>>(),
         "BuildCache": [],
     })))

@@ -72,6 +72,24 @@ pub struct ExitStatus {
     pub oom_killed: bool,
 }
 
+/// A container's disk use, as `SizeRw` and `SizeRootFs` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ContainerSize {
+    /// Bytes of the files the container wrote or changed (its writable layer).
+    pub rw: u64,
+    /// `rw` plus the size of the image's layers.
+    pub root_fs: u64,
+}
+
+/// How much disk the images take, as `/system/df` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImagesDiskUsage {
+    /// Bytes of all unpacked layers, each counted once however many images use it.
+    pub layers_size: u64,
+    /// Per image id: bytes of its layers that other images use too (`SharedSize`).
+    pub shared: BTreeMap<String, u64>,
+}
+
 /// Options for reading a container's logs.
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
@@ -440,6 +458,11 @@ pub trait Engine: Send + Sync + 'static {
     async fn containers(&self) -> Result<Vec<Arc<ContainerRecord>>>;
     /// One container's current record, shared.
     async fn container(&self, name: &str) -> Result<Arc<ContainerRecord>>;
+    /// The images' disk use: every layer once, and what each image shares with others.
+    async fn images_disk_usage(&self) -> Result<ImagesDiskUsage>;
+    /// The container's disk use: its writable layer, and with the image's layers. Walks the
+    /// writable layer, so only on request (`size=1`, `inspect -s`, `system df`).
+    async fn container_size(&self, record: &ContainerRecord) -> Result<ContainerSize>;
     /// Host paths of a container's files for inspect: `rootfs`, `upper`, `work`, `log`,
     /// `hosts`, `resolv`, `hostname`.
     fn container_paths(&self, record: &ContainerRecord) -> BTreeMap<&'static str, String>;

@@ -261,9 +261,15 @@ impl VolumeDriver for LocalDriver {
     }
 }
 
-/// Apparent size of the regular files under `dir`, not following symlinks.
-fn disk_usage(dir: &Path) -> Result<u64> {
+/// Apparent size of the regular files under `dir`, not following symlinks, a file with
+/// several hard links counted once (dockerd's `directory.Size`).
+///
+/// # Errors
+/// [`Error::Io`] when a directory cannot be read.
+pub fn disk_usage(dir: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
     let mut total = 0;
+    let mut linked = std::collections::HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let ctx = || format!("reading {}", d.display());
@@ -272,7 +278,9 @@ fn disk_usage(dir: &Path) -> Result<u64> {
             let meta = entry.metadata().map_err(error::io(ctx()))?;
             if meta.is_dir() {
                 stack.push(entry.path());
-            } else if meta.is_file() {
+            } else if meta.is_file()
+                && (meta.nlink() < 2 || linked.insert((meta.dev(), meta.ino())))
+            {
                 total += meta.len();
             }
         }

@@ -1165,6 +1165,34 @@ impl LocalEngine {
         }
     }
 
+    /// The container's disk use: the apparent size of its writable layer's files, and
+    /// that plus its image's size (0 for a layer not made yet).
+    pub(crate) async fn container_size(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Result<crate::ContainerSize> {
+        let image = self
+            .inner
+            .images
+            .read()
+            .get(&rec.image_id)
+            .map_or(0, |i| i.size);
+        let upper = PathBuf::from(&self.paths(rec)["upper"]);
+        let rw = tokio::task::spawn_blocking(move || {
+            if upper.is_dir() {
+                corral_volume::disk_usage(&upper)
+            } else {
+                Ok(0)
+            }
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        Ok(crate::ContainerSize {
+            rw,
+            root_fs: rw + image,
+        })
+    }
+
     /// The container's cgroup path (the spec's `linux.cgroupsPath`).
     pub(crate) fn cgroups_path(&self, id: &impl std::fmt::Display) -> String {
         format!("/corral-{}/{}", self.inner.cfg.instance, id)

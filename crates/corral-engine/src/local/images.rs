@@ -1,6 +1,6 @@
 //! Image operations: pull, tag, remove, prune, history.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use corral_core::ImageRecord;
@@ -388,6 +388,43 @@ impl LocalEngine {
             freed += img.size;
         }
         Ok((out, freed))
+    }
+
+    /// Every unpacked layer's size once, and per image the size of its layers that other
+    /// images use too.
+    pub(crate) fn images_disk_usage(&self) -> crate::ImagesDiskUsage {
+        let images: Vec<ImageRecord> = self.inner.images.read().values().cloned().collect();
+        let layer_store = self.inner.image_store.layers();
+        let mut users: BTreeMap<&str, usize> = BTreeMap::new();
+        for img in &images {
+            let mine: BTreeSet<&str> = img.layers.iter().map(|l| l.diff_id.as_str()).collect();
+            for d in mine {
+                *users.entry(d).or_default() += 1;
+            }
+        }
+        let size = |diff_id: &str| {
+            Digest::parse(diff_id)
+                .ok()
+                .and_then(|d| layer_store.size(&d).ok())
+                .unwrap_or(0)
+        };
+        let sizes: BTreeMap<&str, u64> = users.keys().map(|d| (*d, size(d))).collect();
+        let shared = images
+            .iter()
+            .map(|img| {
+                let mine: BTreeSet<&str> = img.layers.iter().map(|l| l.diff_id.as_str()).collect();
+                let bytes = mine
+                    .into_iter()
+                    .filter(|d| users[d] > 1)
+                    .map(|d| sizes[d])
+                    .sum();
+                (img.id.to_string(), bytes)
+            })
+            .collect();
+        crate::ImagesDiskUsage {
+            layers_size: sizes.values().sum(),
+            shared,
+        }
     }
 
     pub(crate) fn history(&self, name: &str) -> Result<Vec<HistoryEntry>> {

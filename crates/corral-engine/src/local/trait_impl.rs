@@ -148,6 +148,14 @@ impl Engine for LocalEngine {
         self.paths(record)
     }
 
+    async fn images_disk_usage(&self) -> Result<ImagesDiskUsage> {
+        Ok(LocalEngine::images_disk_usage(self))
+    }
+
+    async fn container_size(&self, record: &ContainerRecord) -> Result<ContainerSize> {
+        LocalEngine::container_size(self, record).await
+    }
+
     async fn logs(&self, name: &str, opts: LogOptions) -> Result<BoxStream<OutputChunk>> {
         LocalEngine::logs(self, name, opts).await
     }
