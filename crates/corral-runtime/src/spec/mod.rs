@@ -41,6 +41,9 @@ pub use rootfs::{ensure_workdir, secure_join};
 pub use seccomp::{host_arch, SeccompProfile};
 pub use user::{resolve_user, resolve_user_from, ResolvedUser};
 
+#[cfg(test)]
+pub(crate) use resources::device_rules;
+
 /// Paths Docker hides from containers by mounting over them (moby `oci/defaults.go`).
 pub const MASKED_PATHS: [&str; 11] = [
     "/proc/asound",
