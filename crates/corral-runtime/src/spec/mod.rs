@@ -169,9 +169,10 @@ impl<'a> SpecInput<'a> {
 }
 
 /// The cgroup resources of `host` for a live update (`docker update`), validated as at
-/// create. Device rules are included on cgroup v2, where the device program is replaced
-/// whole, and left out on v1, where writing them again would deny every device for a moment
-/// (libcgroups re-allows Docker's default devices either way).
+/// create. Device rules are included on cgroup v2, where libcgroups (built without
+/// `cgroupsv2_devices`) ignores them, so the device program the shim attached at create
+/// stays as it is, and left out on v1, where writing them again would deny every device for
+/// a moment (libcgroups re-allows Docker's default devices either way).
 ///
 /// # Errors
 /// [`SpecError::InvalidResources`] naming the inconsistent limit.
