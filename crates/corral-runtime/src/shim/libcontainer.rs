@@ -19,7 +19,7 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Runs containers with libcontainer; state lives under `root` (like `youki --root`).
 ///
 /// On a pure cgroup v2 host it also attaches the container's device program, which
-/// libcgroups (built without `cgroupsv2_devices`) does not (see [`super::devices`]).
+/// libcgroups (built without `cgroupsv2_devices`) does not (see `shim/devices.rs`).
 #[derive(Clone)]
 pub struct Libcontainer {
     root: PathBuf,
