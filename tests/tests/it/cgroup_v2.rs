@@ -2,17 +2,31 @@
 //! cgroup2 mount (`DaemonOptions::cgroup_v2_view`); the host's layout is not changed. On the
 //! hybrid test host that tree is `/sys/fs/cgroup/unified` with every controller bound to
 //! v1, so the daemon, libcgroups and the shims take the v2 path with no controllers: the
-//! lifecycle, `cgroup.freeze` and live restore work; memory, cpu, cpuset and pids limits
-//! are discarded with dockerd's warnings and `--cpus` is refused (checked against dockerd
-//! 20.10 run in the same view).
+//! lifecycle, `cgroup.freeze` and live restore work; the device cgroup (an eBPF program)
+//! refuses to open devices outside Docker's list, also for `exec` and after `update`;
+//! memory, cpu, cpuset and pids limits are discarded with dockerd's warnings and `--cpus`
+//! is refused (checked against dockerd 20.10 run in the same view).
 //!
 //! Corral only: the reference dockerd of the suite runs on the host's hybrid layout.
 
 use std::path::PathBuf;
 
-use corral_testkit::{assert_eventually, known_gap_on, DaemonOptions, Subject, SubjectKind};
+use corral_testkit::{assert_eventually, DaemonOptions, Subject, SubjectKind};
 
 use crate::common::{assert_contains, Env};
+
+/// Makes a block node and `/dev/mem`'s node (both may be made: CAP_MKNOD and Docker's
+/// mknod rules) and opens them (both refused) and the standard devices (allowed).
+const DEVICE_PROBE: &str = "mknod /tmp/blk b 7 0; echo mknod=$?; head -c 1 /tmp/blk >/dev/null; \
+     echo open=$?; mknod /tmp/mem c 1 1; head -c 1 /tmp/mem >/dev/null; echo mem=$?; \
+     head -c 1 /dev/zero >/dev/null; echo zero=$?; echo x >/dev/null; echo null=$?; \
+     head -c 1 /dev/urandom >/dev/null; echo urandom=$?; rm -f /tmp/blk /tmp/mem";
+const DEVICE_PROBE_ANSWER: &str = "mknod=0\nopen=1\nmem=1\nzero=0\nnull=0\nurandom=0";
+
+fn which(binary: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(binary).is_file()))
+}
 
 /// The container's cgroup as the host sees it: the view's root is the host's cgroup2 mount.
 fn host_cgroup(instance: &str, id: &str) -> PathBuf {
@@ -108,27 +122,68 @@ fn containers_run_pause_and_survive_a_daemon_crash_on_pure_cgroup_v2() {
         "thawed"
     );
 
-    // A v2 device cgroup is an eBPF program; libcgroups is built without it
-    // (`cgroupsv2_devices`), so a device node made with CAP_MKNOD opens. dockerd (runc)
-    // refuses the open in the same view; with the feature, libcgroups raises
-    // RLIMIT_MEMLOCK first, which fails without CAP_SYS_RESOURCE (this test VM lacks it).
-    known_gap_on(
-        SubjectKind::Corral,
-        "pure cgroup v2 has no device cgroup (libcgroups without cgroupsv2_devices)",
-        || {
-            let dev = env.docker(&[
+    // The device cgroup is an eBPF program on v2, attached by the shim to the container's
+    // cgroup before the user's process runs: mknod works (CAP_MKNOD and Docker's
+    // "c *:* m"/"b *:* m"), opening a device outside Docker's list fails with EPERM, the
+    // standard devices open. Same probe and answers as the v1 test in isolation.rs, and as
+    // dockerd 20.10 run in the same view (run, exec and after update; checked by hand).
+    let dev = env
+        .docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &env.image,
+            "sh",
+            "-c",
+            DEVICE_PROBE,
+        ])
+        .ok()
+        .clone();
+    assert_eq!(dev.out(), DEVICE_PROBE_ANSWER);
+    assert_contains(dev.err(), "head: /tmp/blk: Operation not permitted");
+    // `docker exec` joins the same cgroup, so the same program applies.
+    let exec = env
+        .docker(&["exec", &name, "sh", "-c", DEVICE_PROBE])
+        .ok()
+        .clone();
+    assert_eq!(exec.out(), DEVICE_PROBE_ANSWER);
+    // Privileged: every device (no program is attached).
+    assert_eq!(
+        env.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--privileged",
+            &env.image,
+            "sh",
+            "-c",
+            "mknod /tmp/lc c 10 237 && : < /tmp/lc && echo opened",
+        ])
+        .ok()
+        .out(),
+        "opened"
+    );
+    // runc attaches its own program on v2: the same answers through `--runtime runc`.
+    if which("runc") {
+        let runc = env
+            .docker(&[
                 "run",
                 "--rm",
                 "--network",
                 "none",
+                "--runtime",
+                "runc",
                 &env.image,
                 "sh",
                 "-c",
-                "mknod /dev/lc c 10 237 && cat /dev/lc",
-            ]);
-            assert_contains(dev.err(), "Operation not permitted");
-        },
-    );
+                DEVICE_PROBE,
+            ])
+            .ok()
+            .clone();
+        assert_eq!(runc.out(), DEVICE_PROBE_ANSWER);
+    }
 
     // Limits need controllers this tree does not have: dropped with dockerd's warnings.
     let memory = env
@@ -181,6 +236,13 @@ fn containers_run_pause_and_survive_a_daemon_crash_on_pure_cgroup_v2() {
         "Limitation discarded",
     );
     assert_eq!(env.inspect("{{.HostConfig.Memory}}", &name), "0");
+    // `docker update` rewrites limits through libcgroups, which leaves the device program.
+    assert_eq!(
+        env.docker(&["exec", &name, "sh", "-c", DEVICE_PROBE])
+            .ok()
+            .out(),
+        DEVICE_PROBE_ANSWER
+    );
 
     // Live restore: the new daemon (in the same view) re-adopts the running container.
     env.subject
@@ -195,6 +257,13 @@ fn containers_run_pause_and_survive_a_daemon_crash_on_pure_cgroup_v2() {
             .ok()
             .out(),
         "re-adopted"
+    );
+    // The program belongs to the cgroup, not to the daemon or the shim's memory.
+    assert_eq!(
+        env.docker(&["exec", &name, "sh", "-c", DEVICE_PROBE])
+            .ok()
+            .out(),
+        DEVICE_PROBE_ANSWER
     );
     env.docker(&["pause", &name]).ok();
     assert_eq!(read(&cg.join("cgroup.freeze")), "1");

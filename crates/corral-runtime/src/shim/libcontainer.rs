@@ -1,25 +1,71 @@
 //! The default back end: youki's libcontainer, in the shim's own process.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use corral_sys::devices::{BpfDeviceCgroup, DeviceCgroup};
 use corral_sys::process::Pid;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::signal::Signal;
 
+use super::devices::DevicePlan;
 use super::runtime::{ContainerStdio, OciRuntime, RuntimeError};
 
+/// The cgroupfs root libcgroups creates container cgroups under.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
 /// Runs containers with libcontainer; state lives under `root` (like `youki --root`).
-#[derive(Debug, Clone)]
+///
+/// On a pure cgroup v2 host it also attaches the container's device program, which
+/// libcgroups (built without `cgroupsv2_devices`) does not (see `shim/devices.rs`).
+#[derive(Clone)]
 pub struct Libcontainer {
     root: PathBuf,
+    cgroup_root: PathBuf,
+    devices: Arc<dyn DeviceCgroup>,
+}
+
+impl std::fmt::Debug for Libcontainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Libcontainer")
+            .field("root", &self.root)
+            .field("cgroup_root", &self.cgroup_root)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Libcontainer {
-    /// A back end keeping container state under `root`.
+    /// A back end keeping container state under `root`, with cgroups under `/sys/fs/cgroup`
+    /// and device programs loaded through `bpf(2)`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            cgroup_root: PathBuf::from(CGROUP_ROOT),
+            devices: Arc::new(BpfDeviceCgroup::new()),
+        }
+    }
+
+    /// Uses `cgroup_root` as the cgroupfs root and `devices` to attach device programs.
+    #[must_use]
+    pub fn with_device_cgroup(
+        mut self,
+        cgroup_root: impl Into<PathBuf>,
+        devices: Arc<dyn DeviceCgroup>,
+    ) -> Self {
+        self.cgroup_root = cgroup_root.into();
+        self.devices = devices;
+        self
+    }
+
+    /// The device program of the bundle's container, read and compiled before anything is
+    /// created so a bad rule leaves no state.
+    fn device_plan(&self, bundle: &Path) -> Result<Option<DevicePlan>, RuntimeError> {
+        let spec = oci_spec::runtime::Spec::load(bundle.join("config.json")).map_err(chain)?;
+        DevicePlan::from_spec(&self.cgroup_root, &spec).map_err(|err| RuntimeError {
+            message: format!("invalid device cgroup rules: {err}"),
+        })
     }
 
     fn load(&self, id: &str) -> Result<Container, RuntimeError> {
@@ -44,6 +90,7 @@ fn chain(err: impl std::error::Error) -> RuntimeError {
 
 impl OciRuntime for Libcontainer {
     fn create(&self, id: &str, bundle: &Path, stdio: ContainerStdio) -> Result<Pid, RuntimeError> {
+        let device_plan = self.device_plan(bundle)?;
         std::fs::create_dir_all(&self.root).map_err(chain)?;
         let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::default())
             .with_root_path(self.root.clone())
@@ -67,6 +114,16 @@ impl OciRuntime for Libcontainer {
             .with_detach(true)
             .build()
             .map_err(chain)?;
+        // The init waits for `start` in its cgroup: attach before the user's program runs.
+        // On error the caller deletes the created container (and its cgroup).
+        if let Some(plan) = device_plan {
+            plan.attach(self.devices.as_ref()).map_err(|err| {
+                let mut failed = chain(err);
+                failed.message = format!("applying the device cgroup: {}", failed.message);
+                failed
+            })?;
+            tracing::debug!(cgroup = %plan.cgroup.display(), "device program attached");
+        }
         container
             .pid()
             .and_then(|pid| Pid::new(pid.as_raw()))

@@ -12,6 +12,7 @@
 mod args;
 mod cgroup;
 mod client;
+mod devices;
 mod error;
 mod exec;
 mod exec_session;

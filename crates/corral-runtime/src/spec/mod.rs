@@ -41,6 +41,9 @@ pub use rootfs::{ensure_workdir, secure_join};
 pub use seccomp::{host_arch, SeccompProfile};
 pub use user::{resolve_user, resolve_user_from, ResolvedUser};
 
+#[cfg(test)]
+pub(crate) use resources::device_rules;
+
 /// Paths Docker hides from containers by mounting over them (moby `oci/defaults.go`).
 pub const MASKED_PATHS: [&str; 11] = [
     "/proc/asound",
@@ -166,9 +169,10 @@ impl<'a> SpecInput<'a> {
 }
 
 /// The cgroup resources of `host` for a live update (`docker update`), validated as at
-/// create. Device rules are included on cgroup v2, where the device program is replaced
-/// whole, and left out on v1, where writing them again would deny every device for a moment
-/// (libcgroups re-allows Docker's default devices either way).
+/// create. Device rules are included on cgroup v2, where libcgroups (built without
+/// `cgroupsv2_devices`) ignores them, so the device program the shim attached at create
+/// stays as it is, and left out on v1, where writing them again would deny every device for
+/// a moment (libcgroups re-allows Docker's default devices either way).
 ///
 /// # Errors
 /// [`SpecError::InvalidResources`] naming the inconsistent limit.
