@@ -14,11 +14,21 @@ use std::time::Duration;
 use corral_sys::process::{reap_child, ExitKind, Pid, Reaped};
 use parking_lot::{Condvar, Mutex};
 
+/// How long the reaping thread sleeps when the shim has no child, unless woken earlier by
+/// [`Reaper::spawn`], [`Reaper::output`] or [`Reaper::watch`]. Once `waitpid` finds no child
+/// the shim has no descendant at all (the shim is a subreaper: orphans become its children),
+/// so a new child can only be one the shim starts, and those go through the calls above.
+/// The periodic re-check is a backstop only.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+
 /// Collects child exits for the pids somebody waits for.
 #[derive(Debug, Default)]
 pub(crate) struct Reaper {
     state: Mutex<ReaperState>,
     changed: Condvar,
+    /// Signalled when a child may have appeared (the reaping thread sleeps on it while the
+    /// shim has no child).
+    child_added: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -26,6 +36,9 @@ struct ReaperState {
     /// Pids whose exit is wanted; `Some` once reaped.
     watched: HashMap<Pid, Option<ExitKind>>,
     running: bool,
+    /// Bumped whenever a child may have been added; the reaping thread compares it before
+    /// and after a `waitpid` that found no child, so a wake-up is never lost.
+    generation: u64,
 }
 
 impl Reaper {
@@ -36,7 +49,15 @@ impl Reaper {
 
     /// Keeps the exit status of `pid` for [`Reaper::wait_for`].
     pub(crate) fn watch(&self, pid: Pid) {
-        self.state.lock().watched.entry(pid).or_insert(None);
+        let mut state = self.state.lock();
+        state.watched.entry(pid).or_insert(None);
+        self.child_may_exist(&mut state);
+    }
+
+    /// Wakes the reaping thread if it sleeps for want of a child.
+    fn child_may_exist(&self, state: &mut ReaperState) {
+        state.generation = state.generation.wrapping_add(1);
+        self.child_added.notify_all();
     }
 
     /// Starts the reaping thread. From here on the process is multi-threaded.
@@ -51,6 +72,8 @@ impl Reaper {
 
     fn run(&self) {
         loop {
+            // Read before `waitpid`: a child added after this is seen by the wait below.
+            let generation = self.state.lock().generation;
             match reap_child(true) {
                 Ok(Reaped::Child(exit)) => {
                     let mut state = self.state.lock();
@@ -62,7 +85,12 @@ impl Reaper {
                     }
                 }
                 Ok(Reaped::NoChildren | Reaped::NoneReady) => {
-                    std::thread::sleep(Duration::from_millis(20));
+                    // No child (the init has been reaped): sleep until one is spawned or
+                    // watched instead of polling `waitpid` every few milliseconds.
+                    let mut state = self.state.lock();
+                    if state.generation == generation {
+                        self.child_added.wait_for(&mut state, IDLE_RECHECK);
+                    }
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "waitpid failed");
@@ -99,6 +127,7 @@ impl Reaper {
     pub(crate) fn spawn(&self, command: &mut Command) -> std::io::Result<Pid> {
         let mut state = self.state.lock();
         let child = command.spawn()?;
+        self.child_may_exist(&mut state);
         let pid = i32::try_from(child.id())
             .ok()
             .and_then(Pid::new)
@@ -127,6 +156,7 @@ impl Reaper {
             // watched.
             let mut state = self.state.lock();
             let child = command.spawn()?;
+            self.child_may_exist(&mut state);
             let pid = i32::try_from(child.id())
                 .ok()
                 .and_then(Pid::new)
