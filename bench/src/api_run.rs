@@ -1,13 +1,17 @@
-//! `run --rm true` through one Rust API client (bollard over the unix socket), the same for
-//! every daemon: create, start, wait, delete. No CLI start-up and no CLI round trips
-//! (version negotiation, image inspect, attach), so it is the figure to hold against the
-//! kernel floor sum.
+//! One Rust API client (bollard over the unix socket), the same for every daemon:
+//! `run --rm true` (create, start, wait, delete), and the list and inspect requests of
+//! `docker ps -a` and `docker inspect`. No CLI start-up, no CLI round trips (version
+//! negotiation, image inspect, attach) and no table rendering: what is measured is the
+//! daemon's request plus a small, fixed client cost. These are the figures to hold against
+//! the kernel floor sum (run) and against dockerd (list).
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
 use bollard::{Docker, API_DEFAULT_VERSION};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
@@ -79,6 +83,47 @@ impl ApiClient {
             let elapsed = ms(t.elapsed());
             if code != 0 {
                 bail!("{}: `true` exited {code}", self.name);
+            }
+            Ok(elapsed)
+        })
+    }
+
+    /// One `GET /containers/json?all=1` (what `docker ps -a` asks), decoded by the client;
+    /// the wall time in milliseconds. Fails when fewer than `at_least` containers are listed.
+    pub(crate) fn list_all(&self, at_least: usize) -> Result<f64> {
+        self.rt.block_on(async {
+            let opts = ListContainersOptionsBuilder::new().all(true).build();
+            let t = Instant::now();
+            let list = self
+                .docker
+                .list_containers(Some(opts))
+                .await
+                .with_context(|| format!("{}: GET /containers/json?all=1", self.name))?;
+            let elapsed = ms(t.elapsed());
+            if list.len() < at_least {
+                bail!(
+                    "{}: GET /containers/json?all=1 listed {}, expected at least {at_least}",
+                    self.name,
+                    list.len()
+                );
+            }
+            Ok(elapsed)
+        })
+    }
+
+    /// One `GET /containers/{name}/json` (what `docker inspect` asks), decoded by the client;
+    /// the wall time in milliseconds.
+    pub(crate) fn inspect(&self, name: &str) -> Result<f64> {
+        self.rt.block_on(async {
+            let t = Instant::now();
+            let c = self
+                .docker
+                .inspect_container(name, None)
+                .await
+                .with_context(|| format!("{}: GET /containers/{name}/json", self.name))?;
+            let elapsed = ms(t.elapsed());
+            if c.name.as_deref() != Some(&format!("/{name}")) {
+                bail!("{}: inspect {name} answered {:?}", self.name, c.name);
             }
             Ok(elapsed)
         })

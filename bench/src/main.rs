@@ -240,6 +240,7 @@ fn real_main() -> Result<()> {
             format!("corral: {} with --default-runtime libcontainer / runc", corral.display()),
             "client: docker CLI 28 for every engine (its own start-up cost is the `client floor` row); containers use --network=none".into(),
             "run latency is measured twice for the daemons: through the docker CLI (`run_rm`, what a user sees; it includes the CLI's start-up and its 4-5 round trips) and through one Rust API client (`run_api`: bollard over the unix socket, create+start+wait+delete, no CLI). The \"3× the kernel floor\" target is evaluated on `run_api`; the CLI figure is shown beside it".into(),
+            "`ps -a` and `inspect` with many containers are measured twice too: through the docker CLI (`ps`, `inspect`: CLI start-up, `HEAD /_ping`, the request, decoding and rendering the table) and through the same Rust API client (`ps_api`, `inspect_api`: the request on a kept-alive connection, decoded by bollard). The CLI's own cost is the same for both engines and pulls the ratio towards 1, so the \"`ps -a` p99 ≤ 0.5\" target is evaluated on `ps_api_p99`; the CLI figure is shown beside it".into(),
             format!("sizes: {sz:?}"),
             format!("machine: {} CPUs, shared with other builds; figures are noisy, compare ratios", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)),
         ],

@@ -1,5 +1,6 @@
-//! The measurements. Every step drives all engines with the same docker CLI; repeated
-//! samples are interleaved across engines so machine noise hits them alike.
+//! The measurements. Every step drives all engines with the same docker CLI (run latency and
+//! the `ps`/`inspect` step also with one Rust API client, [`crate::api_run`]); repeated samples
+//! are interleaved across engines so machine noise hits them alike.
 
 use parking_lot::Mutex;
 use std::io::Read;
@@ -724,13 +725,30 @@ pub(crate) fn api(r: &mut Results, engines: &[Engine], img: &Images, sz: &Sizes)
                 names.len()
             );
         }
+        // The same requests through one Rust API client (no CLI start-up or rendering), on a
+        // kept-alive connection opened by an untimed first request.
+        let client = e
+            .socket()
+            .map(|s| crate::api_run::ApiClient::new(e.name, s))
+            .transpose()?;
+        if let Some(c) = &client {
+            c.list_all(names.len())?;
+        }
         let mut ps = Vec::new();
         let mut inspect = Vec::new();
+        let mut api_ps = Vec::new();
+        let mut api_inspect = Vec::new();
         for i in 0..sz.api_samples {
             check_stop()?;
+            let name = &names[(i * 7) % names.len()];
             ps.push(e.timed(&["ps", "-a"])?);
-            inspect.push(e.timed(&["inspect", &names[(i * 7) % names.len()]])?);
+            inspect.push(e.timed(&["inspect", name])?);
+            if let Some(c) = &client {
+                api_ps.push(c.list_all(names.len())?);
+                api_inspect.push(c.inspect(name)?);
+            }
         }
+        drop(client);
         let lo = Better::Lower;
         let title = format!("docker ps -a, {} containers", names.len());
         r.add("ps_p50", &title, "ms", lo, Stat::P50, e.name, ps.clone());
@@ -746,6 +764,44 @@ pub(crate) fn api(r: &mut Results, engines: &[Engine], img: &Images, sz: &Sizes)
             inspect.clone(),
         );
         r.add("inspect_p99", &title, "ms", lo, Stat::P99, e.name, inspect);
+        if !api_ps.is_empty() {
+            let title = format!(
+                "GET /containers/json?all=1 through the API (bollard), {} containers",
+                names.len()
+            );
+            r.add(
+                "ps_api_p50",
+                &title,
+                "ms",
+                lo,
+                Stat::P50,
+                e.name,
+                api_ps.clone(),
+            );
+            r.add("ps_api_p99", &title, "ms", lo, Stat::P99, e.name, api_ps);
+            let title = format!(
+                "GET /containers/NAME/json through the API (bollard), {} containers",
+                names.len()
+            );
+            r.add(
+                "inspect_api_p50",
+                &title,
+                "ms",
+                lo,
+                Stat::P50,
+                e.name,
+                api_inspect.clone(),
+            );
+            r.add(
+                "inspect_api_p99",
+                &title,
+                "ms",
+                lo,
+                Stat::P99,
+                e.name,
+                api_inspect,
+            );
+        }
         let Some(socket) = e.socket() else {
             // Podman without `podman system service` has no API to load.
             e.remove_all()?;

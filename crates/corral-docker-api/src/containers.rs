@@ -1,5 +1,6 @@
 //! `/containers/*` and `/commit`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::body::Body;
@@ -75,39 +76,48 @@ pub(crate) fn human_duration(d: chrono::Duration) -> String {
     format!("{} years", h / 24 / 365)
 }
 
-/// The `Status` column of `docker ps`.
-pub(crate) fn status_text(c: &ContainerRecord, now: DateTime<Utc>) -> String {
+/// The `Status` column of `docker ps` (no allocation for the fixed texts).
+pub(crate) fn status_text(c: &ContainerRecord, now: DateTime<Utc>) -> Cow<'static, str> {
     use corral_core::ContainerStatus::*;
     let st = &c.state;
     match st.status {
-        Created => "Created".into(),
+        Created => Cow::Borrowed("Created"),
         Running | Paused => {
             let up = human_duration(now - st.started_at.unwrap_or(now));
-            if st.status == Paused {
+            Cow::Owned(if st.status == Paused {
                 format!("Up {up} (Paused)")
             } else {
                 format!("Up {up}{}", crate::health::status_suffix(c))
-            }
+            })
         }
-        Restarting => format!(
+        Restarting => Cow::Owned(format!(
             "Restarting ({}) {} ago",
             st.exit_code,
             human_duration(now - st.finished_at.unwrap_or(now))
-        ),
-        Removing => "Removal In Progress".into(),
-        Exited => format!(
+        )),
+        Removing => Cow::Borrowed("Removal In Progress"),
+        Exited => Cow::Owned(format!(
             "Exited ({}) {} ago",
             st.exit_code,
             human_duration(now - st.finished_at.unwrap_or(now))
-        ),
-        Dead => "Dead".into(),
+        )),
+        Dead => Cow::Borrowed("Dead"),
     }
 }
 
-pub(crate) fn command_text(c: &ContainerRecord) -> String {
-    let mut parts = vec![c.path.clone()];
-    parts.extend(c.args.iter().cloned());
-    parts.join(" ")
+/// The `Command` column of `docker ps`: the path and the arguments joined by spaces,
+/// written straight into the output (no joined copy).
+pub(crate) struct CommandText<'a>(pub(crate) &'a ContainerRecord);
+
+impl std::fmt::Display for CommandText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.path)?;
+        for a in &self.0.args {
+            f.write_str(" ")?;
+            f.write_str(a)?;
+        }
+        Ok(())
+    }
 }
 
 // === list ===

@@ -118,7 +118,7 @@ impl Serialize for Row<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let c = self.rec;
         let mut item = s.serialize_struct("Container", 15)?;
-        item.serialize_field("Command", &crate::containers::command_text(c))?;
+        item.serialize_field("Command", &Collected(crate::containers::CommandText(c)))?;
         item.serialize_field("Created", &c.created.timestamp())?;
         item.serialize_field(
             "HostConfig",
@@ -131,7 +131,7 @@ impl Serialize for Row<'_> {
         item.serialize_field("ImageID", &c.image_id)?;
         item.serialize_field("Labels", &c.spec.labels)?;
         item.serialize_field("Mounts", &self.mounts)?;
-        item.serialize_field("Names", &[format!("/{}", c.name)])?;
+        item.serialize_field("Names", &[Collected(SlashName(c.name.as_str()))])?;
         item.serialize_field("NetworkSettings", &NetworkSettings(self))?;
         item.serialize_field("Ports", &Ports(self))?;
         if let Some(size) = self.size {
@@ -141,6 +141,26 @@ impl Serialize for Row<'_> {
         item.serialize_field("State", c.state.status.as_str())?;
         item.serialize_field("Status", &crate::containers::status_text(c, self.now))?;
         item.end()
+    }
+}
+
+/// Serializes a `Display` value as a JSON string, escaped as it is written (no
+/// intermediate `String`).
+struct Collected<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Collected<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// A container name as `Names` lists it: `/NAME`.
+struct SlashName<'a>(&'a str);
+
+impl std::fmt::Display for SlashName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("/")?;
+        f.write_str(self.0)
     }
 }
 
@@ -171,18 +191,34 @@ impl Serialize for NetworkSettings<'_, '_> {
     }
 }
 
-/// One network of `NetworkSettings.Networks`, keys sorted.
+/// One network of `NetworkSettings.Networks`, keys sorted: every field of dockerd 20.10's
+/// `EndpointSettings` (the IPv6 ones empty, `Links` and `DriverOpts` null; `IPAMConfig`
+/// holds an address asked for with `--ip`).
 struct NetworkItem<'n>(&'n ContainerNetwork);
 
 impl Serialize for NetworkItem<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Ipam<'i> {
+            #[serde(rename = "IPv4Address")]
+            ipv4: &'i str,
+        }
         let n = self.0;
-        let mut st = s.serialize_struct("Network", 7)?;
+        let mut st = s.serialize_struct("Network", 13)?;
         st.serialize_field("Aliases", &n.aliases)?;
+        st.serialize_field("DriverOpts", &())?;
         st.serialize_field("EndpointID", &n.endpoint_id)?;
         st.serialize_field("Gateway", &n.gateway)?;
+        st.serialize_field("GlobalIPv6Address", "")?;
+        st.serialize_field("GlobalIPv6PrefixLen", &0)?;
+        st.serialize_field(
+            "IPAMConfig",
+            &n.static_ip.as_deref().map(|ip| Ipam { ipv4: ip }),
+        )?;
         st.serialize_field("IPAddress", &n.ip)?;
         st.serialize_field("IPPrefixLen", &n.prefix_len)?;
+        st.serialize_field("IPv6Gateway", "")?;
+        st.serialize_field("Links", &())?;
         st.serialize_field("MacAddress", &n.mac)?;
         st.serialize_field("NetworkID", &n.network_id)?;
         st.end()

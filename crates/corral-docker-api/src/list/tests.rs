@@ -10,7 +10,7 @@ use corral_engine::PublishedPort;
 use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::containers::{command_text, status_text};
+use crate::containers::status_text;
 
 // === the reference: the Value rendering of `GET /containers/json` before the typed rows ===
 
@@ -65,14 +65,26 @@ fn legacy_fill_list_item(item: &mut Value, nets: &[ContainerNetwork]) {
     for n in nets {
         networks.insert(
             n.network.clone(),
+            // The fields dockerd 20.10 lists beyond the first seven were added after the
+            // typed rows replaced this rendering (IPAMConfig, Links, the IPv6 ones,
+            // DriverOpts); the reference carries them as dockerd sends them.
             json!({
                 "NetworkID": n.network_id, "EndpointID": n.endpoint_id, "Gateway": n.gateway,
                 "IPAddress": n.ip, "IPPrefixLen": n.prefix_len, "MacAddress": n.mac,
                 "Aliases": n.aliases,
+                "IPAMConfig": n.static_ip.as_ref().map_or(Value::Null, |ip| json!({"IPv4Address": ip})),
+                "Links": null, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "DriverOpts": null,
             }),
         );
     }
     item["NetworkSettings"] = json!({ "Networks": networks });
+}
+
+fn command_text(c: &ContainerRecord) -> String {
+    let mut parts = vec![c.path.clone()];
+    parts.extend(c.args.iter().cloned());
+    parts.join(" ")
 }
 
 fn legacy_item(
@@ -277,7 +289,7 @@ fn network(name: &str, id: &str, ports: &[(u16, u16, &str)], aliases: bool) -> C
             })
             .collect(),
         aliases: aliases.then(|| vec!["web".to_owned(), "abcdef012345".to_owned()]),
-        static_ip: None,
+        static_ip: (name == "db").then(|| "10.1.0.5".to_owned()),
     }
 }
 

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
-use corral_core::{ContainerId, ContainerRecord, EndpointSpec, HostSpec};
+use corral_core::{ContainerId, ContainerRecord, ContainerStatus, EndpointSpec, HostSpec};
 use corral_dns::{ContainerView, Zone, ZoneEntry};
 
-use super::network::{endpoint_id, fnv64, is_default, NetState, DEFAULT_NETWORK};
+use super::network::{endpoint_id, is_default, NetState, DEFAULT_NETWORK};
 use crate::error::{Error, Result};
 
 /// The host's resolver configuration: containers on the default network copy it, the
@@ -418,11 +418,28 @@ impl super::LocalEngine {
                     .collect();
             }
             if let Some(mode @ ("host" | "none")) = rec.spec.host.network_mode.as_deref() {
-                // dockerd lists the pseudo network the container uses.
+                // dockerd lists the pseudo network the container uses: its id once the
+                // container was started (kept after it exits), and an endpoint id while
+                // it runs; both empty for a container never started.
+                let started = rec.state.started_at.is_some();
+                let network_id = if started {
+                    self.inner.network.builtin_id(mode).to_owned()
+                } else {
+                    String::new()
+                };
+                let running = matches!(
+                    rec.state.status,
+                    ContainerStatus::Running | ContainerStatus::Paused
+                );
+                let endpoint_id = if started && running {
+                    endpoint_id(id, &network_id)
+                } else {
+                    String::new()
+                };
                 return vec![crate::api::ContainerNetwork {
                     network: mode.to_owned(),
-                    network_id: self.builtin_network_id(mode),
-                    endpoint_id: String::new(),
+                    network_id,
+                    endpoint_id,
                     ip: String::new(),
                     prefix_len: 0,
                     gateway: String::new(),
@@ -456,18 +473,6 @@ impl super::LocalEngine {
                 })
                 .collect()
         })
-    }
-
-    /// The stable id of the `host` or `none` pseudo network of this instance.
-    fn builtin_network_id(&self, name: &str) -> String {
-        (0..4)
-            .map(|i| {
-                format!(
-                    "{:016x}",
-                    fnv64(&format!("{}-{name}-{i}", self.inner.cfg.instance))
-                )
-            })
-            .collect()
     }
 
     /// `bridge` (its subnet allocated on first listing), user-defined networks, `host` and
@@ -510,7 +515,7 @@ impl super::LocalEngine {
         }
         for (name, driver) in [("host", "host"), ("none", "null")] {
             out.push(crate::api::NetworkInfo {
-                id: self.builtin_network_id(name),
+                id: self.inner.network.builtin_id(name).to_owned(),
                 name: name.into(),
                 driver: driver.into(),
                 created: String::new(),

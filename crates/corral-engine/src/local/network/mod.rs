@@ -145,6 +145,9 @@ pub(crate) struct Networking {
     store: Arc<dyn StateStore>,
     netns_dir: PathBuf,
     instance: String,
+    /// The ids of the `host` and `none` pseudo networks, derived from the instance once:
+    /// `docker ps` shows one per listed container.
+    builtin_ids: [String; 2],
     state: Mutex<NetState>,
     events: Mutex<Vec<NetEvent>>,
     pub(crate) dns: corral_dns::DnsServer,
@@ -313,6 +316,15 @@ fn ifindex(ifname: &str) -> Option<usize> {
 // === impl Networking ===
 
 impl Networking {
+    /// The id of the `host` or `none` pseudo network (`name` is one of them).
+    pub(crate) fn builtin_id(&self, name: &str) -> &str {
+        if name == "host" {
+            &self.builtin_ids[0]
+        } else {
+            &self.builtin_ids[1]
+        }
+    }
+
     /// Loads the persisted state and re-creates the kernel side it describes (bridges are
     /// adopted, published ports re-reserved, the nftables table re-applied).
     pub(crate) fn open(
@@ -334,6 +346,7 @@ impl Networking {
             store,
             netns_dir: run_dir.join("netns"),
             instance: instance.to_owned(),
+            builtin_ids: ["host", "none"].map(|name| builtin_id(instance, name)),
             state: Mutex::new(state),
             events: Mutex::new(Vec::new()),
             dns: corral_dns::DnsServer::new(),
@@ -645,6 +658,13 @@ fn check_endpoint(network: &str, ep: &EndpointSpec) -> Result<()> {
 pub(crate) fn endpoint_id(container: &str, network: &str) -> String {
     (0..4)
         .map(|i| format!("{:016x}", fnv64(&format!("{container}-{network}-{i}"))))
+        .collect()
+}
+
+/// The stable id of the `host` or `none` pseudo network of `instance`.
+fn builtin_id(instance: &str, name: &str) -> String {
+    (0..4)
+        .map(|i| format!("{:016x}", fnv64(&format!("{instance}-{name}-{i}"))))
         .collect()
 }
 
