@@ -194,7 +194,7 @@ pub(crate) async fn df(State(st): State<AppState>) -> ApiResult<Json<Value>> {
             "Names": [format!("/{}", c.name)],
             "Image": c.spec.image,
             "ImageID": c.image_id,
-            "Command": crate::containers::command_text(c),
+            "Command": crate::containers::CommandText(c).to_string(),
             "Created": c.created.timestamp(),
             "State": c.state.status.as_str(),
             "Status": crate::containers::status_text(c, chrono::Utc::now()),
