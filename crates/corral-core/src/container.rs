@@ -156,6 +156,24 @@ pub struct HostSpec {
     pub oom_kill_disable: bool,
     /// OOM score adjustment.
     pub oom_score_adj: i64,
+    /// `--device` mappings as given; the host paths are looked up at every start, as
+    /// dockerd does.
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule` entries (`c 1:3 rwm`) as given; checked at start, as dockerd does.
+    pub device_cgroup_rules: Vec<String>,
+}
+
+/// One `--device`: a host device node (or a directory of them) made available in the
+/// container (Docker's `DeviceMapping`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeviceMapping {
+    /// The node or directory on the host; symlinks are followed.
+    pub path_on_host: String,
+    /// Where it appears in the container; `path_on_host` when empty.
+    pub path_in_container: String,
+    /// Device cgroup access, a combination of `r`, `w` and `m`; `rwm` when empty.
+    pub cgroup_permissions: String,
 }
 
 /// One `--mount`.
@@ -321,5 +339,22 @@ mod tests {
         assert_eq!(s.image, "busybox");
         assert!(s.cmd.is_none());
         assert_eq!(s.host.memory, 0);
+    }
+
+    #[test]
+    fn devices_default_in_old_records_and_round_trip() {
+        let old: HostSpec = serde_json::from_str(r#"{"memory":5,"privileged":true}"#).unwrap();
+        assert!(old.devices.is_empty() && old.device_cgroup_rules.is_empty());
+        let h = HostSpec {
+            devices: vec![DeviceMapping {
+                path_on_host: "/dev/null".to_owned(),
+                path_in_container: "/dev/mynull".to_owned(),
+                cgroup_permissions: "rw".to_owned(),
+            }],
+            device_cgroup_rules: vec!["c 1:3 rwm".to_owned()],
+            ..HostSpec::default()
+        };
+        let back: HostSpec = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
+        assert_eq!(back, h);
     }
 }

@@ -14,8 +14,8 @@ pub mod image;
 pub mod volume;
 
 pub use container::{
-    ContainerRecord, ContainerSpec, ContainerState, ContainerStatus, EndpointSpec, HostSpec,
-    LogConfig, MountSpec, MountType, RestartPolicy,
+    ContainerRecord, ContainerSpec, ContainerState, ContainerStatus, DeviceMapping, EndpointSpec,
+    HostSpec, LogConfig, MountSpec, MountType, RestartPolicy,
 };
 pub use error::ErrorKind;
 pub use event::Event;

@@ -12,7 +12,8 @@ use base64::Engine as _;
 use bollard::models::{ContainerCreateBody, HostConfig, MountType as WireMountType};
 use chrono::{DateTime, Utc};
 use corral_core::{
-    ContainerRecord, ContainerSpec, HostSpec, LogConfig, MountSpec, MountType, RestartPolicy,
+    ContainerRecord, ContainerSpec, DeviceMapping, HostSpec, LogConfig, MountSpec, MountType,
+    RestartPolicy,
 };
 use corral_engine::{AttachOptions, ChangeKind, CommitOptions, LogOptions, WaitCondition};
 use futures::StreamExt;
@@ -434,6 +435,17 @@ fn host_spec(hc: HostConfig) -> ApiResult<HostSpec> {
             .collect(),
         oom_kill_disable: hc.oom_kill_disable.unwrap_or(false),
         oom_score_adj: hc.oom_score_adj.unwrap_or(0),
+        devices: hc
+            .devices
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| DeviceMapping {
+                path_on_host: d.path_on_host.unwrap_or_default(),
+                path_in_container: d.path_in_container.unwrap_or_default(),
+                cgroup_permissions: d.cgroup_permissions.unwrap_or_default(),
+            })
+            .collect(),
+        device_cgroup_rules: opt_vec(hc.device_cgroup_rules),
     })
 }
 
@@ -508,7 +520,9 @@ fn host_config_json(h: &HostSpec) -> Value {
         "CgroupParent": "", "BlkioWeight": h.blkio_weight, "CpuPeriod": h.cpu_period,
         "CpuQuota": h.cpu_quota, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
         "CpusetCpus": h.cpuset_cpus, "CpusetMems": h.cpuset_mems,
-        "Devices": [], "DeviceCgroupRules": null, "DeviceRequests": null,
+        "Devices": h.devices.iter().map(|d| json!({"PathOnHost": d.path_on_host, "PathInContainer": d.path_in_container, "CgroupPermissions": d.cgroup_permissions})).collect::<Vec<_>>(),
+        "DeviceCgroupRules": if h.device_cgroup_rules.is_empty() { Value::Null } else { json!(h.device_cgroup_rules) },
+        "DeviceRequests": null,
         "MemoryReservation": h.memory_reservation, "MemorySwap": h.memory_swap, "MemorySwappiness": null,
         "OomKillDisable": h.oom_kill_disable, "PidsLimit": h.pids_limit,
         "Ulimits": h.ulimits.iter().map(|(n, s, hd)| json!({"Name": n, "Soft": s, "Hard": hd})).collect::<Vec<_>>(),

@@ -244,6 +244,37 @@ fn containers_run_pause_and_survive_a_daemon_crash_on_pure_cgroup_v2() {
         DEVICE_PROBE_ANSWER
     );
 
+    // `--device` and `--device-cgroup-rule` reach the eBPF program: the mapped node and a
+    // node the container makes under the rule open; the rest of Docker's list is unchanged.
+    let devs = env.name("v2devs");
+    env.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &devs,
+        "--device",
+        "/dev/loop-control:/dev/lc:r",
+        "--device-cgroup-rule",
+        "c 10:237 w",
+        &env.image,
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let devs_probe = format!(
+        "{DEVICE_PROBE}; true </dev/lc; echo lc=$?; mknod /tmp/lc2 c 10 237; true >/tmp/lc2; \
+         echo lc2=$?; rm -f /tmp/lc2"
+    );
+    let devs_answer = format!("{DEVICE_PROBE_ANSWER}\nlc=0\nlc2=0");
+    assert_eq!(
+        env.docker(&["exec", &devs, "sh", "-c", &devs_probe])
+            .ok()
+            .out(),
+        devs_answer
+    );
+
     // Live restore: the new daemon (in the same view) re-adopts the running container.
     env.subject
         .corral()
@@ -269,6 +300,13 @@ fn containers_run_pause_and_survive_a_daemon_crash_on_pure_cgroup_v2() {
     assert_eq!(read(&cg.join("cgroup.freeze")), "1");
     env.docker(&["unpause", &name]).ok();
 
+    assert_eq!(
+        env.docker(&["exec", &devs, "sh", "-c", &devs_probe])
+            .ok()
+            .out(),
+        devs_answer
+    );
+    env.docker(&["rm", "-f", &devs]).ok();
     env.docker(&["stop", "-t", "1", &name]).ok();
     assert_eq!(env.inspect("{{.State.Status}}", &name), "exited");
     env.docker(&["rm", &name]).ok();

@@ -507,7 +507,12 @@ impl LocalEngine {
             .sort_by_key(|m| std::path::Path::new(&m.destination).components().count());
         input.features = host_features();
         input.init = init_binary();
-        let oci = spec::build_spec(&input).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        // Bad options are the client's (400); a `--device` or `--device-cgroup-rule` that
+        // fails here gets dockerd's 500, as dockerd only checks them at start too.
+        let oci = spec::build_spec(&input).map_err(|e| match e.kind() {
+            corral_core::ErrorKind::Internal => Error::Internal(e.to_string()),
+            _ => Error::InvalidInput(e.to_string()),
+        })?;
         if let Some(p) = oci.process() {
             let (uid, gid) = (p.user().uid(), p.user().gid());
             spec::ensure_workdir(&plan.rootfs, p.cwd().to_str().unwrap_or("/"), uid, gid)

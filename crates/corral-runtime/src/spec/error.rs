@@ -138,6 +138,37 @@ pub enum SpecError {
         #[source]
         source: std::io::Error,
     },
+    /// A `--device` host path that is missing or holds no device node (dockerd's message,
+    /// given at start with status 500).
+    #[error("error gathering device information while adding custom device {path:?}: {reason}")]
+    CustomDevice {
+        /// The host path as given.
+        path: String,
+        /// `no such file or directory`, `not a device node`, …
+        reason: String,
+    },
+    /// `--device` permissions without any of `r`, `w`, `m`.
+    #[error("invalid device cgroup permissions {permissions:?} for custom device {path:?}: want a combination of r, w and m")]
+    DevicePermissions {
+        /// The host path as given.
+        path: String,
+        /// The permissions as given.
+        permissions: String,
+    },
+    /// A `--device-cgroup-rule` that is not `TYPE MAJOR:MINOR ACCESS` (dockerd's message).
+    #[error("invalid device cgroup rule format: '{rule}'")]
+    DeviceCgroupRule {
+        /// The rule as given.
+        rule: String,
+    },
+    /// A `--device-cgroup-rule` number that does not fit 64 bits (dockerd's message).
+    #[error("invalid {which} value in device cgroup rule format: '{rule}'")]
+    DeviceCgroupRuleNumber {
+        /// The rule as given.
+        rule: String,
+        /// `major` or `minor`.
+        which: &'static str,
+    },
     /// oci-spec refused to build a value (a bug in this module).
     #[error("failed to build the OCI spec")]
     Oci(#[from] oci_spec::OciSpecError),
@@ -151,7 +182,13 @@ pub type Result<T, E = SpecError> = std::result::Result<T, E>;
 impl Classify for SpecError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::Io { .. } | Self::Oci(_) => ErrorKind::Internal,
+            // dockerd answers 500 for these (they surface at start, from its spec builder).
+            Self::Io { .. }
+            | Self::Oci(_)
+            | Self::CustomDevice { .. }
+            | Self::DevicePermissions { .. }
+            | Self::DeviceCgroupRule { .. }
+            | Self::DeviceCgroupRuleNumber { .. } => ErrorKind::Internal,
             _ => ErrorKind::InvalidInput,
         }
     }

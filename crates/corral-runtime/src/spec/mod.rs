@@ -16,6 +16,7 @@ use oci_spec::runtime::{
 use serde_json::Value;
 
 mod caps;
+mod devices;
 mod error;
 mod mounts;
 mod process;
@@ -33,6 +34,7 @@ pub use caps::{
     all_capabilities, bounding_set_from_status, capability_mask, capability_set,
     DEFAULT_CAPABILITIES,
 };
+pub use devices::{HostDevices, NodeInfo, NodeKind, RealHostDevices};
 pub use error::{Result, SpecError};
 pub use mounts::{MountKind, NetworkFiles, ResolvedMount, DEFAULT_SHM_SIZE};
 pub use process::{merge_env, resolve_process, ImageConfig, ProcessArgs, DEFAULT_PATH};
@@ -112,6 +114,8 @@ pub struct SpecInput<'a> {
     /// A static init binary on the host (tini) for `--init`: bind-mounted read-only at
     /// [`INIT_PATH`] and run as pid 1 in front of the command, as Docker runs docker-init.
     pub init: Option<PathBuf>,
+    /// Where `--device` host paths are looked up; [`RealHostDevices`] by default.
+    pub host_devices: &'a dyn HostDevices,
 }
 
 /// Where `--init` mounts the init binary inside the container (Docker's path).
@@ -164,6 +168,7 @@ impl<'a> SpecInput<'a> {
             features: HostFeatures::default(),
             arch: host_arch(),
             init: None,
+            host_devices: &RealHostDevices,
         }
     }
 }
@@ -288,12 +293,20 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
         tmpfs: &host.tmpfs,
     })?;
 
-    let devices = resources::device_rules(host.privileged)?;
+    // `--device` and `--device-cgroup-rule` are resolved here, at every start, as dockerd
+    // does: a node added or removed on the host since create counts.
+    let custom = devices::custom_devices(host, input.host_devices)?;
+    let mut device_rules = resources::device_rules(host.privileged)?;
+    device_rules.extend(custom.rules);
+    let mut nodes = resources::default_devices()?;
+    // A `--device` at a default node's path (`--device /dev/null`) replaces it.
+    nodes.retain(|d| !custom.nodes.iter().any(|c| c.path() == d.path()));
+    nodes.extend(custom.nodes);
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .cgroups_path(PathBuf::from(&input.cgroups_path))
-        .resources(resources::resources(host, input.features, devices)?)
-        .devices(resources::default_devices()?)
+        .resources(resources::resources(host, input.features, device_rules)?)
+        .devices(nodes)
         .sysctl(resources::sysctls(
             &host.sysctls,
             input.network == NamespaceMode::Host,

@@ -474,3 +474,86 @@ fn no_command_is_invalid_input() {
     let input = SpecInput::new("abc", &spec, &img, root.path());
     assert!(matches!(build_spec(&input), Err(SpecError::NoCommand)));
 }
+
+#[test]
+fn devices_and_cgroup_rules_reach_the_spec() {
+    let mut spec = ContainerSpec::default();
+    spec.host.devices = vec![
+        corral_core::DeviceMapping {
+            path_on_host: "/dev/null".to_owned(),
+            path_in_container: "/dev/mynull".to_owned(),
+            cgroup_permissions: "rw".to_owned(),
+        },
+        // At a default node's path: replaces it rather than adding a second /dev/zero.
+        corral_core::DeviceMapping {
+            path_on_host: "/dev/zero".to_owned(),
+            path_in_container: String::new(),
+            cgroup_permissions: String::new(),
+        },
+    ];
+    spec.host.device_cgroup_rules = vec!["c 10:237 rwm".to_owned(), "b *:* r".to_owned()];
+    let s = build(&spec).unwrap();
+    let linux = s.linux().as_ref().unwrap();
+    let nodes: Vec<String> = linux
+        .devices()
+        .iter()
+        .flatten()
+        .map(|d| format!("{} {}:{}", d.path().display(), d.major(), d.minor()))
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            "/dev/null 1:3",
+            "/dev/full 1:7",
+            "/dev/random 1:8",
+            "/dev/urandom 1:9",
+            "/dev/tty 5:0",
+            "/dev/mynull 1:3",
+            "/dev/zero 1:5"
+        ]
+    );
+    let rules = linux
+        .resources()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .clone()
+        .unwrap();
+    let tail: Vec<String> = rules[rules.len() - 4..]
+        .iter()
+        .map(|r| {
+            format!(
+                "{:?} {:?}:{:?} {}",
+                r.typ().unwrap(),
+                r.major(),
+                r.minor(),
+                r.access().as_deref().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "C Some(1):Some(3) rw",
+            "C Some(1):Some(5) rwm",
+            "C Some(10):Some(237) rwm",
+            "B None:None r"
+        ]
+    );
+    assert!(!rules[0].allow(), "deny-all still comes first");
+
+    spec.host.devices[0].path_on_host = "/dev/corral-no-such-device".to_owned();
+    let e = build(&spec).unwrap_err();
+    assert_eq!(e.kind(), corral_core::ErrorKind::Internal);
+    assert_eq!(
+        e.to_string(),
+        "error gathering device information while adding custom device \
+         \"/dev/corral-no-such-device\": no such file or directory"
+    );
+    spec.host.devices.clear();
+    spec.host.device_cgroup_rules = vec!["c 1:3 rwz".to_owned()];
+    assert_eq!(
+        build(&spec).unwrap_err().to_string(),
+        "invalid device cgroup rule format: 'c 1:3 rwz'"
+    );
+}
