@@ -58,7 +58,6 @@ fn build_runs_instructions_and_the_image_runs() {
     assert_contains(text, "Step 1/12 : ARG BASE=");
     assert_contains(text, "Step 2/12 : FROM ");
     assert_contains(text, " ---> Running in ");
-    assert_contains(text, "howdy");
     assert_contains(text, "\nok\n");
     assert_contains(text, "Removing intermediate container ");
     assert_contains(text, "Successfully built ");
