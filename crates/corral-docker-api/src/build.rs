@@ -114,7 +114,9 @@ pub(crate) async fn build(State(st): State<AppState>, req: Request) -> ApiResult
             Ok(Ok(_)) => Ok(json_response(Body::empty())),
             Ok(Err(e)) if e.invalid => Err(ApiError::bad_request(e.message)),
             Ok(Err(e)) => Err(ApiError::from(corral_engine::Error::Refused(e.message))),
-            Err(e) => Err(ApiError::from(corral_engine::Error::Internal(e.to_string()))),
+            Err(e) => Err(ApiError::from(corral_engine::Error::Internal(
+                e.to_string(),
+            ))),
         };
     };
     let head = futures::stream::iter(vec![line(&first)]);

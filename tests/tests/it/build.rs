@@ -81,7 +81,10 @@ fn build_runs_instructions_and_the_image_runs() {
         env.inspect("{{json .Config.ExposedPorts}}", &tag),
         r#"{"53/udp":{},"8080/tcp":{}}"#
     );
-    assert_eq!(env.inspect("{{json .Config.Cmd}}", &tag), r#"["cat","run.txt"]"#);
+    assert_eq!(
+        env.inspect("{{json .Config.Cmd}}", &tag),
+        r#"["cat","run.txt"]"#
+    );
     assert_eq!(env.inspect("{{.Config.User}}", &tag), "1000:1000");
     // Build args never reach the image's environment.
     let envs = env.inspect("{{json .Config.Env}}", &tag);
@@ -93,8 +96,14 @@ fn build_runs_instructions_and_the_image_runs() {
         .ok()
         .out()
         .to_owned();
-    assert_contains(&hist, "|1 GREETING=howdy /bin/sh -c echo \"$GREETING from run\"");
-    assert_contains(&hist, "/bin/sh -c #(nop)  CMD [\"cat\",\"run.txt\"]");
+    assert_contains(
+        &hist,
+        "|1 GREETING=howdy /bin/sh -c echo \"$GREETING from run\"",
+    );
+    assert_contains(&hist, "/bin/sh -c #(nop)  EXPOSE 53/udp 8080");
+    assert_contains(&hist, "/bin/sh -c #(nop) WORKDIR /srv/app");
+    assert_contains(&hist, " in sub/ ");
+    assert_contains(&hist, "/bin/sh -c #(nop)  CMD [\"cat\" \"run.txt\"]");
     // No intermediate container is left.
     let ps = env.docker(&["ps", "-aq"]).ok().out().to_owned();
     assert_eq!(ps, "", "leftover containers: {ps}");
@@ -107,7 +116,10 @@ fn failing_run_stops_the_build_with_dockerds_message() {
     let tag = env.name("fails").to_ascii_lowercase();
     let ctx = context(&[(
         "Dockerfile",
-        &format!("FROM {}\nRUN echo before\nRUN false\nRUN echo never\n", env.image),
+        &format!(
+            "FROM {}\nRUN echo before\nRUN false\nRUN echo never\n",
+            env.image
+        ),
     )]);
     let out = build(&env, &tag, ctx.path(), &[]);
     assert!(!out.success(), "{out}");
@@ -139,15 +151,12 @@ fn failing_run_stops_the_build_with_dockerds_message() {
 fn bad_dockerfiles_are_refused_clearly() {
     let env = Env::new();
     let tag = env.name("bad").to_ascii_lowercase();
-    let ctx = context(&[(
-        "Dockerfile",
-        &format!("FROM {}\n\nFOO bar\n", env.image),
-    )]);
+    let ctx = context(&[("Dockerfile", &format!("FROM {}\n\nFOO bar\n", env.image))]);
     let out = build(&env, &tag, ctx.path(), &[]);
     assert!(!out.success());
     assert_contains(
         out.err(),
-        "Dockerfile parse error line 3: unknown instruction: FOO",
+        "dockerfile parse error line 3: unknown instruction: FOO",
     );
     let ctx = context(&[(
         "Dockerfile",
@@ -187,7 +196,14 @@ fn dockerignore_and_globs_select_what_is_copied() {
     ]);
     build(&env, &tag, ctx.path(), &[]).ok();
     let out = env.docker(&[
-        "run", "--rm", "--network", "none", &tag, "sh", "-c", "ls -A /ctx /docs",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &tag,
+        "sh",
+        "-c",
+        "ls -A /ctx /docs",
     ]);
     assert_eq!(
         out.ok().out(),

@@ -209,7 +209,13 @@ impl Context {
     }
 }
 
-fn header(kind: tar::EntryType, mode: u32, mtime: u64, owner: (u64, u64), size: u64) -> tar::Header {
+fn header(
+    kind: tar::EntryType,
+    mode: u32,
+    mtime: u64,
+    owner: (u64, u64),
+    size: u64,
+) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_mode(mode & 0o7777);
@@ -228,7 +234,11 @@ pub(super) fn dirs_tar(dirs: &[String], owner: (u64, u64)) -> io::Result<Vec<u8>
         .map_or(0, |d| d.as_secs());
     for d in dirs {
         let mut h = header(tar::EntryType::Directory, 0o755, now, owner, 0);
-        b.append_data(&mut h, format!("{}/", d.trim_start_matches('/')), io::empty())?;
+        b.append_data(
+            &mut h,
+            format!("{}/", d.trim_start_matches('/')),
+            io::empty(),
+        )?;
     }
     b.into_inner()
 }
@@ -260,7 +270,10 @@ fn append_tree(
             let mut h = header(tar::EntryType::Directory, m.mode(), mtime, owner, 0);
             b.append_data(&mut h, format!("{target}/"), io::empty())?;
         }
-        let mut names: Vec<_> = std::fs::read_dir(src)?.flatten().map(|e| e.file_name()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(src)?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         names.sort();
         for n in names {
             let child = join(target, &n.to_string_lossy());
@@ -310,7 +323,10 @@ fn append_archive<R: Read>(
     for e in ar.entries()? {
         let mut e = e?;
         let path = e.path()?.to_string_lossy().into_owned();
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+        let parts: Vec<&str> = path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
         if parts.iter().any(|p| *p == "..") {
             continue;
         }
@@ -373,7 +389,11 @@ pub(super) fn copy_tar(
         .map_or(0, |d| d.as_secs());
     for d in parents {
         let mut h = header(tar::EntryType::Directory, 0o755, now, root_owner, 0);
-        b.append_data(&mut h, format!("{}/", d.trim_start_matches('/')), io::empty())?;
+        b.append_data(
+            &mut h,
+            format!("{}/", d.trim_start_matches('/')),
+            io::empty(),
+        )?;
     }
     let dest_dir = dest.trim_end_matches('/');
     for s in sources {
@@ -467,17 +487,34 @@ mod tests {
         assert_eq!(ctx.dockerfile("Dockerfile").unwrap(), "FROM x\n");
         let srcs = ctx.sources("COPY", &["src".into()]).unwrap();
         let (f, _) = copy_tar(&srcs, "/app", true, None, false, &["/app".into()]).unwrap();
-        assert_eq!(names(f), ["app/", "app/a.txt"], "the ignored subdir is gone");
+        assert_eq!(
+            names(f),
+            ["app/", "app/a.txt"],
+            "the ignored subdir is gone"
+        );
         let srcs = ctx.sources("COPY", &["one".into()]).unwrap();
         let (f, _) = copy_tar(&srcs, "/etc/renamed", false, None, false, &[]).unwrap();
         assert_eq!(names(f), ["etc/renamed"]);
         let srcs = ctx.sources("COPY", &["src/*.txt".into()]).unwrap();
         let (f, _) = copy_tar(&srcs, "/d/", true, None, false, &[]).unwrap();
         assert_eq!(names(f), ["d/a.txt"]);
-        let e = ctx.sources("COPY", &["../etc/passwd".into()]).err().unwrap();
-        assert!(e.message.starts_with("Forbidden path outside the build context"), "{e}");
-        let e = ctx.sources("COPY", &["src/sub/b.txt".into()]).err().unwrap();
+        let e = ctx
+            .sources("COPY", &["../etc/passwd".into()])
+            .err()
+            .unwrap();
+        assert!(
+            e.message
+                .starts_with("Forbidden path outside the build context"),
+            "{e}"
+        );
+        let e = ctx
+            .sources("COPY", &["src/sub/b.txt".into()])
+            .err()
+            .unwrap();
         assert!(e.message.contains("file not found in build context"), "{e}");
-        assert!(ctx.dockerfile("Nope").err().unwrap().message == "Cannot locate specified Dockerfile: Nope");
+        assert!(
+            ctx.dockerfile("Nope").err().unwrap().message
+                == "Cannot locate specified Dockerfile: Nope"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 /// A parse failure, worded as dockerd words it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Dockerfile parse error line {line}: {message}")]
+#[error("dockerfile parse error line {line}: {message}")]
 pub struct ParseError {
     /// 1-based line the instruction starts on.
     pub line: usize,
@@ -440,15 +440,15 @@ pub fn key_values(
 ) -> Result<Vec<(String, String)>, ExpandError> {
     let words = split_words(rest, escape);
     let Some(first) = words.first() else {
-        return Err(ExpandError(format!("{keyword} requires at least one argument")));
+        return Err(ExpandError(format!(
+            "{keyword} requires at least one argument"
+        )));
     };
     if !first.contains('=') {
         // Legacy form: `ENV KEY the rest of the line`.
         let value = rest.trim_start()[first.len()..].trim();
         if value.is_empty() {
-            return Err(ExpandError(format!(
-                "{keyword} must have two arguments"
-            )));
+            return Err(ExpandError(format!("{keyword} must have two arguments")));
         }
         return Ok(vec![(
             expand(first, vars, escape)?,
@@ -500,7 +500,7 @@ mod tests {
         let e = parse("FROM busybox\n\nFOO bar\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "Dockerfile parse error line 3: unknown instruction: FOO"
+            "dockerfile parse error line 3: unknown instruction: FOO"
         );
         assert!(parse("# only a comment\n").is_err());
     }

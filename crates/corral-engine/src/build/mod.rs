@@ -137,7 +137,9 @@ pub async fn build(
     .run(&mut out)
     .await;
     if res.is_err() && out.quiet && !out.buf.is_empty() {
-        let _ = tx.send(BuildMessage::Stream(std::mem::take(&mut out.buf))).await;
+        let _ = tx
+            .send(BuildMessage::Stream(std::mem::take(&mut out.buf)))
+            .await;
     }
     res
 }
@@ -157,9 +159,8 @@ impl Builder {
         };
         for t in &self.opts.tags {
             let (repo, tag) = split_tag(t);
-            corral_oci::Reference::parse(&format!("{repo}:{tag}")).map_err(|_| {
-                BuildError::invalid(format!("invalid reference format: {t}"))
-            })?;
+            corral_oci::Reference::parse(&format!("{repo}:{tag}"))
+                .map_err(|_| BuildError::invalid(format!("invalid reference format: {t}")))?;
         }
         let text = self.ctx.dockerfile(name)?;
         let df = dockerfile::parse(&text).map_err(|e| BuildError::invalid(e.to_string()))?;
@@ -192,7 +193,7 @@ impl Builder {
                     [_, as_, n] if as_.eq_ignore_ascii_case("as") => Some(n.to_ascii_lowercase()),
                     _ => {
                         return Err(BuildError::invalid(format!(
-                            "Dockerfile parse error line {}: FROM requires either one or three arguments",
+                            "dockerfile parse error line {}: FROM requires either one or three arguments",
                             ins.line
                         )))
                     }
@@ -361,7 +362,11 @@ impl Builder {
         Ok((image.id, config))
     }
 
-    async fn pull(&self, reference: &str, out: &mut Out) -> Result<corral_core::ImageRecord, BuildError> {
+    async fn pull(
+        &self,
+        reference: &str,
+        out: &mut Out,
+    ) -> Result<corral_core::ImageRecord, BuildError> {
         let (ptx, mut prx) = mpsc::channel(64);
         let engine = self.engine.clone();
         let (r, creds) = (reference.to_owned(), self.opts.creds.clone());
@@ -410,7 +415,12 @@ impl Builder {
         }
     }
 
-    async fn commit(&self, cid: &str, st: &Stage, created_by: String) -> Result<String, BuildError> {
+    async fn commit(
+        &self,
+        cid: &str,
+        st: &Stage,
+        created_by: String,
+    ) -> Result<String, BuildError> {
         self.engine
             .commit_container(
                 cid,
@@ -456,7 +466,11 @@ impl Builder {
             st.config
                 .get("Shell")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .filter(|v: &Vec<String>| !v.is_empty())
                 .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
         };
@@ -474,11 +488,14 @@ impl Builder {
                 };
                 let mut cmd = shell(st);
                 cmd.push(format!("#(nop) {comment}"));
-                let created_by = format!("{}  {comment}", cmd[..cmd.len() - 1].join(" ") + " #(nop)");
+                // dockerd writes two spaces after `#(nop)`, one for WORKDIR.
+                let gap = if workdir.is_some() { " " } else { "  " };
+                let created_by = format!("{} #(nop){gap}{comment}", cmd[..cmd.len() - 1].join(" "));
                 let mut spec = self.spec(image, st, cmd, Vec::new());
                 spec.working_dir = None;
                 let cid = self.create(spec).await?;
-                out.stream(format!(" ---> Running in {}\n", short(&cid))).await;
+                out.stream(format!(" ---> Running in {}\n", short(&cid)))
+                    .await;
                 if let Some(d) = workdir {
                     if let Err(e) = self.make_dirs(&cid, &d, (0, 0)).await {
                         self.remove(&cid).await;
@@ -490,7 +507,8 @@ impl Builder {
             Action::Run { cmd, save_cmd, env } => {
                 let spec = self.spec(image, st, cmd.clone(), env);
                 let cid = self.create(spec).await?;
-                out.stream(format!(" ---> Running in {}\n", short(&cid))).await;
+                out.stream(format!(" ---> Running in {}\n", short(&cid)))
+                    .await;
                 let code = match self.run_container(&cid, out).await {
                     Ok(c) => c,
                     Err(e) => {
@@ -523,6 +541,7 @@ impl Builder {
                 dest,
                 from,
                 chown,
+                written,
             } => {
                 let mut cmd = shell(st);
                 let kw = if add { "ADD" } else { "COPY" };
@@ -530,13 +549,20 @@ impl Builder {
                 let spec = self.spec(image, st, cmd, Vec::new());
                 let cid = self.create(spec).await?;
                 let res = self
-                    .copy(&cid, add, &sources, &dest, from.as_deref(), chown.as_deref(), built)
+                    .copy(
+                        &cid,
+                        add,
+                        &sources,
+                        &dest,
+                        from.as_deref(),
+                        chown.as_deref(),
+                        built,
+                    )
                     .await;
                 let res = match res {
-                    Ok(digest) => {
-                        let what = if sources.len() == 1 { "file" } else { "multi" };
+                    Ok((digest, what)) => {
                         let created_by = format!(
-                            "{} #(nop) {kw} {what}:{digest} in {dest} ",
+                            "{} #(nop) {kw} {what}:{digest} in {written} ",
                             shell(st).join(" ")
                         );
                         self.commit(&cid, st, created_by).await
@@ -594,7 +620,8 @@ impl Builder {
         if missing.is_empty() {
             return Ok(());
         }
-        let tar = context::dirs_tar(&missing, owner).map_err(|e| BuildError::failed(e.to_string()))?;
+        let tar =
+            context::dirs_tar(&missing, owner).map_err(|e| BuildError::failed(e.to_string()))?;
         let reader: BoxRead = Box::pin(std::io::Cursor::new(tar));
         self.engine
             .archive_put(cid, "/", reader)
@@ -640,7 +667,7 @@ impl Builder {
         from: Option<&str>,
         chown: Option<&str>,
         built: &[(Option<String>, String)],
-    ) -> Result<String, BuildError> {
+    ) -> Result<(String, &'static str), BuildError> {
         let kw = if add { "ADD" } else { "COPY" };
         if add {
             if let Some(u) = sources
@@ -659,7 +686,11 @@ impl Builder {
         let files = match from {
             Some(f) => {
                 let lower = f.to_ascii_lowercase();
-                let image = match built.iter().rev().find(|(n, _)| n.as_deref() == Some(lower.as_str())) {
+                let image = match built
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n.as_deref() == Some(lower.as_str()))
+                {
                     Some((_, id)) => id.clone(),
                     None => match f.parse::<usize>().ok().and_then(|i| built.get(i)) {
                         Some((_, id)) => id.clone(),
@@ -674,7 +705,10 @@ impl Builder {
             || files.len() > 1
             || sources.iter().any(|s| ignore::has_glob(s))
             || self.is_dir(cid, dest).await;
-        if (files.len() > 1 || sources.len() > 1) && !dest.ends_with('/') && !self.is_dir(cid, dest).await {
+        if (files.len() > 1 || sources.len() > 1)
+            && !dest.ends_with('/')
+            && !self.is_dir(cid, dest).await
+        {
             return Err(BuildError::failed(format!(
                 "When using {kw} with more than one source file, the destination must be a directory and end with a /"
             )));
@@ -683,9 +717,16 @@ impl Builder {
         let parent = if into_dir {
             dest.trim_end_matches('/').to_owned()
         } else {
-            dest.rsplit_once('/').map_or(String::new(), |(p, _)| p.to_owned())
+            dest.rsplit_once('/')
+                .map_or(String::new(), |(p, _)| p.to_owned())
         };
         let parents = self.missing_dirs(cid, &parent).await;
+        let what = match files.as_slice() {
+            [context::Source::Path(p, _)] if p.is_dir() => "dir",
+            [context::Source::Tar(_)] if !into_dir => "file",
+            [_] => "file",
+            _ => "multi",
+        };
         let dest = dest.to_owned();
         let (tar, digest) = tokio::task::spawn_blocking(move || {
             context::copy_tar(&files, &dest, into_dir, owner, add, &parents)
@@ -699,7 +740,7 @@ impl Builder {
             .archive_put(cid, "/", reader)
             .await
             .map_err(|e| BuildError::failed(format!("{kw} failed: {e}")))?;
-        Ok(digest)
+        Ok((digest, what))
     }
 
     /// `--chown=user[:group]`: numeric, or names looked up in the image's
@@ -747,7 +788,9 @@ impl Builder {
     async fn read_file(&self, cid: &str, path: &str) -> Option<String> {
         let (_, mut r) = self.engine.archive_get(cid, path).await.ok()?;
         let mut buf = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut r, &mut buf).await.ok()?;
+        tokio::io::AsyncReadExt::read_to_end(&mut r, &mut buf)
+            .await
+            .ok()?;
         let mut ar = tar::Archive::new(std::io::Cursor::new(buf));
         let mut e = ar.entries().ok()?.next()?.ok()?;
         let mut s = String::new();

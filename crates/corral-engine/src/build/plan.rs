@@ -86,7 +86,15 @@ pub enum Action {
         from: Option<String>,
         /// `--chown` as written (expanded).
         chown: Option<String>,
+        /// The destination as written (for the history).
+        written: String,
     },
+}
+
+/// Go's `%q` of a string slice, as dockerd writes `CMD` and friends in the history.
+fn go_list(words: &[String]) -> String {
+    let q: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+    format!("[{}]", q.join(" "))
 }
 
 /// The shell for shell forms.
@@ -95,7 +103,11 @@ fn shell(stage: &Stage) -> Vec<String> {
         .config
         .get("Shell")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .filter(|v: &Vec<String>| !v.is_empty())
         .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
 }
@@ -120,7 +132,11 @@ impl Stage {
         self.config
             .get("Env")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -205,7 +221,7 @@ impl Stage {
         if !ins.flags.is_empty() && !matches!(kw, "COPY" | "ADD" | "HEALTHCHECK") {
             let (k, _) = &ins.flags[0];
             return Err(bad(format!(
-                "Dockerfile parse error line {}: Unknown flag: {k}{}",
+                "dockerfile parse error line {}: Unknown flag: {k}{}",
                 ins.line,
                 if kw == "RUN" {
                     " (RUN --mount, --network and --security need BuildKit, which corral does not have)"
@@ -217,7 +233,8 @@ impl Stage {
         let nop = |comment: String| Ok(Action::Config { comment });
         match kw {
             "ENV" => {
-                let pairs = key_values(kw, &ins.rest, &vars, esc).map_err(|e| bad(e.to_string()))?;
+                let pairs =
+                    key_values(kw, &ins.rest, &vars, esc).map_err(|e| bad(e.to_string()))?;
                 let mut comment = String::from("ENV");
                 for (k, v) in pairs {
                     self.set_env(&k, &v);
@@ -226,7 +243,8 @@ impl Stage {
                 nop(comment)
             }
             "LABEL" => {
-                let pairs = key_values(kw, &ins.rest, &vars, esc).map_err(|e| bad(e.to_string()))?;
+                let pairs =
+                    key_values(kw, &ins.rest, &vars, esc).map_err(|e| bad(e.to_string()))?;
                 let mut comment = String::from("LABEL");
                 for (k, v) in pairs {
                     comment.push_str(&format!(" {k}={v}"));
@@ -257,7 +275,9 @@ impl Stage {
             }
             "EXPOSE" => {
                 let mut ports = Vec::new();
-                for p in exw(&ins.rest)? {
+                let mut written = exw(&ins.rest)?;
+                written.sort();
+                for p in written.clone() {
                     let p = if p.contains('/') {
                         p.to_ascii_lowercase()
                     } else {
@@ -270,8 +290,8 @@ impl Stage {
                     ports.push(p.clone());
                     self.map_insert("ExposedPorts", p, json!({}));
                 }
-                ports.sort();
-                nop(format!("EXPOSE {}", ports.join(" ")))
+                let _ = ports;
+                nop(format!("EXPOSE {}", written.join(" ")))
             }
             "USER" => {
                 let u = ex(ins.rest.trim())?;
@@ -305,14 +325,14 @@ impl Stage {
                     }
                     self.map_insert("Volumes", v.clone(), json!({}));
                 }
-                nop(format!("VOLUME {}", json!(vols)))
+                nop(format!("VOLUME {}", go_list(&vols)))
             }
             "SHELL" => {
                 let s = json_array(&ins.rest)
                     .filter(|v| !v.is_empty())
                     .ok_or_else(|| bad("SHELL requires the arguments to be in JSON form".into()))?;
                 self.config.insert("Shell".into(), json!(s));
-                nop(format!("SHELL {}", json!(s)))
+                nop(format!("SHELL {}", go_list(&s)))
             }
             "CMD" | "ENTRYPOINT" => {
                 let words = match ins.json_args() {
@@ -330,7 +350,7 @@ impl Stage {
                 } else if !self.cmd_set {
                     self.config.insert("Cmd".into(), Value::Null);
                 }
-                nop(format!("{kw} {}", json!(words)))
+                nop(format!("{kw} {}", go_list(&words)))
             }
             "ONBUILD" => {
                 let trigger = ins.rest.trim();
@@ -380,7 +400,7 @@ impl Stage {
                 for (k, _) in &ins.flags {
                     if !matches!(k.as_str(), "from" | "chown") || (kw == "ADD" && k == "from") {
                         return Err(bad(format!(
-                            "Dockerfile parse error line {}: Unknown flag: {k}",
+                            "dockerfile parse error line {}: Unknown flag: {k}",
                             ins.line
                         )));
                     }
@@ -393,6 +413,7 @@ impl Stage {
                     return Err(bad(format!("{kw} requires at least two arguments")));
                 }
                 let dest = words.pop().unwrap_or_default();
+                let written = dest.clone();
                 let dest = if dest.starts_with('/') {
                     dest
                 } else {
@@ -405,6 +426,7 @@ impl Stage {
                 let from = ins.flag("from").map(ex).transpose()?;
                 let chown = ins.flag("chown").map(ex).transpose()?;
                 Ok(Action::Copy {
+                    written,
                     add: kw == "ADD",
                     sources: words,
                     dest,
@@ -463,7 +485,7 @@ impl Stage {
                 }
                 other => {
                     return Err(bad(format!(
-                        "Dockerfile parse error line {}: Unknown flag: {other}",
+                        "dockerfile parse error line {}: Unknown flag: {other}",
                         ins.line
                     )))
                 }
@@ -494,7 +516,9 @@ pub fn duration_ns(s: &str) -> Option<i64> {
             .filter(|&n| n > 0)?;
         let num: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let mult = match &rest[..u] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -579,7 +603,10 @@ mod tests {
             &[("V", "given"), ("W", "w")],
         );
         assert_eq!(used, ["V", "W"]);
-        assert!(st.config.get("Env").is_none(), "args never reach the image env");
+        assert!(
+            st.config.get("Env").is_none(),
+            "args never reach the image env"
+        );
         assert_eq!(
             acts[3],
             Action::Run {
@@ -603,7 +630,8 @@ mod tests {
                 sources: vec!["agiven.txt".into()],
                 dest: "/dst/".into(),
                 from: None,
-                chown: None
+                chown: None,
+                written: "dst/".into(),
             }
         );
     }

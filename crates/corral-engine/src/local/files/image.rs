@@ -214,10 +214,12 @@ pub(crate) fn child_image_config(
     }
     h.insert(
         "created_by".into(),
-        json!(opts
-            .created_by
+        json!(opts.created_by.clone().unwrap_or_else(|| rec
+            .spec
+            .cmd
             .clone()
-            .unwrap_or_else(|| rec.spec.cmd.clone().unwrap_or_default().join(" "))),
+            .unwrap_or_default()
+            .join(" "))),
     );
     if !opts.comment.is_empty() {
         h.insert("comment".into(), json!(opts.comment));
