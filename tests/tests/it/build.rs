@@ -210,3 +210,53 @@ fn dockerignore_and_globs_select_what_is_copied() {
         "/ctx:\n.dockerignore\nDockerfile\na.md\nb.md\nkeep.log\n\n/docs:\na.md\nb.md"
     );
 }
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn multi_stage_copy_from_target_chown_and_add_tar() {
+    let env = Env::new();
+    let tag = env.name("stages").to_ascii_lowercase();
+    env.track_image(&tag);
+    // A tar for ADD to extract.
+    let mut tb = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tb.append_data(&mut h, "inner/x.txt", &b"xyz"[..]).unwrap();
+    let tarball = tb.into_inner().unwrap();
+    let dir = context(&[(
+        "Dockerfile",
+        &format!(
+            "FROM {img} AS builder\n\
+             RUN mkdir /out && echo artefact > /out/a.bin\n\
+             FROM {img} AS final\n\
+             COPY --from=builder /out/a.bin /app/\n\
+             COPY --chown=1234:5678 Dockerfile /owned\n\
+             ADD t.tar /unpacked/\n\
+             FROM {img} AS later\n\
+             RUN false\n",
+            img = env.image
+        ),
+    )]);
+    std::fs::write(dir.path().join("t.tar"), &tarball).unwrap();
+    let out = build(&env, &tag, dir.path(), &["--target", "nosuch"]);
+    assert!(!out.success(), "no such stage: {out}");
+    assert_contains(
+        out.err(),
+        "failed to reach build target nosuch in Dockerfile",
+    );
+    // --target stops before the failing last stage.
+    build(&env, &tag, dir.path(), &["--target", "final"]).ok();
+    let run = env.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &tag,
+        "sh",
+        "-c",
+        "cat /app/a.bin /unpacked/inner/x.txt; echo; stat -c %u:%g /owned",
+    ]);
+    assert_eq!(run.ok().out(), "artefact\nxyz\n1234:5678");
+}
