@@ -7,11 +7,11 @@ use crate::common::{assert_contains, Env};
 
 /// Writes `files` (path, contents) under a new context directory.
 fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("context dir");
     for (p, c) in files {
         let path = dir.path().join(p);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, c).unwrap();
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, c).expect("write context file");
     }
     dir
 }
@@ -19,7 +19,7 @@ fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
 fn build(env: &Env, tag: &str, ctx: &Path, extra: &[&str]) -> corral_testkit::Output {
     let mut args = vec!["build", "-t", tag];
     args.extend_from_slice(extra);
-    let ctx = ctx.to_str().unwrap();
+    let ctx = ctx.to_str().expect("utf-8 path");
     args.push(ctx);
     env.docker(&args)
 }

@@ -327,7 +327,7 @@ fn append_archive<R: Read>(
             .split('/')
             .filter(|p| !p.is_empty() && *p != ".")
             .collect();
-        if parts.iter().any(|p| *p == "..") {
+        if parts.contains(&"..") {
             continue;
         }
         let target = match single_target {

@@ -444,12 +444,11 @@ impl Builder {
         out: &mut Out,
     ) -> Result<String, BuildError> {
         let res = self.commit(cid, st, created_by).await;
-        if self.opts.remove || self.opts.force_remove || res.is_err() {
-            if res.is_ok() || self.opts.force_remove {
-                out.stream(format!("Removing intermediate container {}\n", short(cid)))
-                    .await;
-                self.remove(cid).await;
-            }
+        // dockerd: `--rm` removes after a successful step, `--force-rm` always.
+        if (res.is_ok() && self.opts.remove) || self.opts.force_remove {
+            out.stream(format!("Removing intermediate container {}\n", short(cid)))
+                .await;
+            self.remove(cid).await;
         }
         res
     }
@@ -697,7 +696,7 @@ impl Builder {
                         None => f.to_owned(),
                     },
                 };
-                self.from_image(&image, sources).await?
+                self.sources_in_image(&image, sources).await?
             }
             None => self.ctx.sources(kw, sources)?,
         };
@@ -799,7 +798,7 @@ impl Builder {
     }
 
     /// `COPY --from`: the sources read out of a container of `image`.
-    async fn from_image(
+    async fn sources_in_image(
         &self,
         image: &str,
         sources: &[String],

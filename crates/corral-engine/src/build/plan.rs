@@ -531,6 +531,7 @@ pub fn duration_ns(s: &str) -> Option<i64> {
         total += num * mult;
         rest = &rest[u..];
     }
+    #[allow(clippy::cast_possible_truncation)]
     Some(total as i64)
 }
 
