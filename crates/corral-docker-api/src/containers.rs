@@ -1217,6 +1217,7 @@ pub(crate) async fn commit(
                 author: q.author.unwrap_or_default(),
                 pause: crate::filters::query_bool(q.pause.as_deref(), true),
                 config,
+                ..CommitOptions::default()
             },
         )
         .await?;

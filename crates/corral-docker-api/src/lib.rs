@@ -6,6 +6,7 @@
 //! the engine handle; it never touches images, containers or the host directly.
 #![forbid(unsafe_code)]
 
+mod build;
 mod containers;
 mod dockerfile;
 mod error;
@@ -121,7 +122,7 @@ pub fn router(engine: Arc<dyn Engine>) -> Router {
         )
         .route("/session", post(system::no_session))
         .route("/grpc", post(system::no_session))
-        .route("/build", post(system::no_build))
+        .route("/build", post(build::build))
         .fallback(error::not_found)
         .with_state(state)
 }

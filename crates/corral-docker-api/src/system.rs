@@ -239,10 +239,6 @@ pub(crate) async fn no_session() -> ApiError {
     ))
 }
 
-pub(crate) async fn no_build() -> ApiError {
-    ApiError::from(corral_engine::Error::Unsupported("docker build"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

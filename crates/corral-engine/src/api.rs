@@ -265,6 +265,11 @@ pub struct CommitOptions {
     pub pause: bool,
     /// Config overrides as a Docker `Config` JSON object.
     pub config: Option<serde_json::Value>,
+    /// Use `config` as the image's whole `Config` instead of merging it into the
+    /// container's (the builder keeps the config itself).
+    pub replace_config: bool,
+    /// The history entry's `created_by` (default: the container's command).
+    pub created_by: Option<String>,
 }
 
 /// Options for creating an exec session.

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod build;
 mod error;
 mod events;
 mod local;

@@ -87,3 +87,28 @@ def test_save_and_load(client, image, names):
 def test_image_inspect_unknown_is_404(client):
     with pytest.raises(docker.errors.ImageNotFound):
         client.images.get("py-no-such-image:latest")
+
+
+def test_build_returns_the_image_and_its_log(client, image, names, tmp_path):
+    (tmp_path / "Dockerfile").write_text(
+        "FROM %s\nARG WHO=nobody\nCOPY f.txt /f.txt\nRUN echo built by $WHO > /who\n"
+        "LABEL stage=py\nCMD [\"cat\", \"/who\"]\n" % image)
+    (tmp_path / "f.txt").write_text("file\n")
+    tag = "py-built-" + names.prefix + ":v1"
+    names.image(tag)
+    img, logs = client.images.build(path=str(tmp_path), tag=tag, buildargs={"WHO": "py"},
+                                    rm=True)
+    logs = list(logs)
+    text = "".join(l.get("stream", "") for l in logs)
+    assert "Step 1/6 : FROM " in text, text
+    assert "Successfully built " + img.short_id.split(":")[1] in text, text
+    assert {"aux": {"ID": img.id}} in logs, logs
+    assert tag in img.tags
+    assert img.labels["stage"] == "py"
+    out = client.containers.run(tag, remove=True, network_mode="none")
+    assert out == b"built by py\n"
+    # A failing RUN raises BuildError with dockerd's message.
+    (tmp_path / "Dockerfile").write_text("FROM %s\nRUN exit 3\n" % image)
+    with pytest.raises(docker.errors.BuildError) as e:
+        client.images.build(path=str(tmp_path), forcerm=True)
+    assert "returned a non-zero code: 3" in str(e.value)

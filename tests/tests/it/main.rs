@@ -10,6 +10,7 @@
 //! All tests need root (each starts a registry and its own engine) and are ignored by default:
 //! `cargo test -p corral-e2e -- --include-ignored`.
 
+mod build;
 mod cgroup_v2;
 mod common;
 mod compose;

@@ -214,7 +214,12 @@ pub(crate) fn child_image_config(
     }
     h.insert(
         "created_by".into(),
-        json!(rec.spec.cmd.clone().unwrap_or_default().join(" ")),
+        json!(opts.created_by.clone().unwrap_or_else(|| rec
+            .spec
+            .cmd
+            .clone()
+            .unwrap_or_default()
+            .join(" "))),
     );
     if !opts.comment.is_empty() {
         h.insert("comment".into(), json!(opts.comment));
@@ -465,7 +470,10 @@ impl LocalEngine {
             .await?;
         drop(tmp);
         let cc = container_config(&rec, &parent.config);
-        let config = merge_config(&cc, opts.config.as_ref());
+        let config = match (&opts.config, opts.replace_config) {
+            (Some(c), true) => c.clone(),
+            _ => merge_config(&cc, opts.config.as_ref()),
+        };
         let image_config = child_image_config(
             &parent.config,
             &rec,
