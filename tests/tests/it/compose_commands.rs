@@ -151,7 +151,7 @@ fn compose_build_is_refused_without_image_and_warned_with_one() {
     assert_eq!(up.code, Some(1), "{up}");
     assert_contains(
         &up.stderr,
-        "service \"app\" has a build section and no image: building images is not supported",
+        "service \"app\" has a build section and no image: `corral compose` does not build images yet",
     );
     assert!(project_objects(&env, "container", &p.name, "{{.Names}}").is_empty());
     assert!(project_objects(&env, "network", &p.name, "{{.Name}}").is_empty());
@@ -174,7 +174,7 @@ fn compose_build_is_refused_without_image_and_warned_with_one() {
     assert_eq!(up.code, Some(0), "{up}");
     assert_contains(
         &up.stderr,
-        "service \"app\" has a build section, but building images is not supported by Corral: using image",
+        "service \"app\" has a build section, but `corral compose` does not build images yet: using image",
     );
     let app = format!("{}-app-1", p.name);
     assert_eq!(state(&env, &app), "running");

@@ -62,6 +62,10 @@ impl Libcontainer {
     /// The device program of the bundle's container, read and compiled before anything is
     /// created so a bad rule leaves no state.
     fn device_plan(&self, bundle: &Path) -> Result<Option<DevicePlan>, RuntimeError> {
+        // Only a pure v2 host needs a program: spare v1 hosts re-reading the spec.
+        if !self.cgroup_root.join("cgroup.controllers").is_file() {
+            return Ok(None);
+        }
         let spec = oci_spec::runtime::Spec::load(bundle.join("config.json")).map_err(chain)?;
         DevicePlan::from_spec(&self.cgroup_root, &spec).map_err(|err| RuntimeError {
             message: format!("invalid device cgroup rules: {err}"),

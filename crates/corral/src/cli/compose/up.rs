@@ -545,10 +545,10 @@ pub(crate) fn check_images(p: &Project, services: &[String]) -> anyhow::Result<(
         let svc = &p.services[s];
         match (&svc.image, &svc.build) {
             (None, _) => anyhow::bail!(
-                "service \"{s}\" has a build section and no image: building images is not supported by Corral; set `image:` to an image in a registry"
+                "service \"{s}\" has a build section and no image: `corral compose` does not build images yet (build it with `docker build -t NAME` against Corral); set `image:` to that image or one in a registry"
             ),
             (Some(image), Some(_)) => eprintln!(
-                "WARN[0000] service \"{s}\" has a build section, but building images is not supported by Corral: using image {image}"
+                "WARN[0000] service \"{s}\" has a build section, but `corral compose` does not build images yet: using image {image}"
             ),
             (Some(_), None) => {}
         }
