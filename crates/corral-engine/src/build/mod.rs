@@ -461,18 +461,6 @@ impl Builder {
         built: &[(Option<String>, String)],
         out: &mut Out,
     ) -> Result<String, BuildError> {
-        let shell = |st: &Stage| -> Vec<String> {
-            st.config
-                .get("Shell")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .filter(|v: &Vec<String>| !v.is_empty())
-                .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
-        };
         match action {
             Action::Config { comment } | Action::Workdir { dir: comment } => {
                 let workdir = st
@@ -485,7 +473,7 @@ impl Builder {
                     Some(d) => format!("WORKDIR {d}"),
                     None => comment,
                 };
-                let mut cmd = shell(st);
+                let mut cmd = plan::shell(st);
                 cmd.push(format!("#(nop) {comment}"));
                 // dockerd writes two spaces after `#(nop)`, one for WORKDIR.
                 let gap = if workdir.is_some() { " " } else { "  " };
@@ -542,7 +530,7 @@ impl Builder {
                 chown,
                 written,
             } => {
-                let mut cmd = shell(st);
+                let mut cmd = plan::shell(st);
                 let kw = if add { "ADD" } else { "COPY" };
                 cmd.push(format!("#(nop) {kw}"));
                 let spec = self.spec(image, st, cmd, Vec::new());
@@ -562,7 +550,7 @@ impl Builder {
                     Ok((digest, what)) => {
                         let created_by = format!(
                             "{} #(nop) {kw} {what}:{digest} in {written} ",
-                            shell(st).join(" ")
+                            plan::shell(st).join(" ")
                         );
                         self.commit(&cid, st, created_by).await
                     }

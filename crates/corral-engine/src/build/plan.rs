@@ -97,8 +97,8 @@ fn go_list(words: &[String]) -> String {
     format!("[{}]", q.join(" "))
 }
 
-/// The shell for shell forms.
-fn shell(stage: &Stage) -> Vec<String> {
+/// The shell for shell forms: `SHELL`, or `/bin/sh -c`.
+pub(crate) fn shell(stage: &Stage) -> Vec<String> {
     stage
         .config
         .get("Shell")
