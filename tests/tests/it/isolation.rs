@@ -383,3 +383,45 @@ fn inspect_shows_devices_and_rules_which_survive_a_restart() {
         answer
     );
 }
+
+/// Custom profiles (`--security-opt seccomp=FILE`, whose JSON the CLI sends) apply to the
+/// container they were given to, also when the daemon reuses compiled programs: profiles
+/// alternate, and each run must see its own rules.
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn custom_seccomp_profiles_apply_to_their_own_container() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = |name: &str, denied: &[&str]| {
+        let path = dir.path().join(name);
+        let body = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": denied, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+        });
+        std::fs::write(&path, body.to_string()).unwrap();
+        format!("seccomp={}", path.display())
+    };
+    let no_mkdir = profile("no-mkdir.json", &["mkdir", "mkdirat"]);
+    let no_rmdir = profile("no-rmdir.json", &["rmdir"]);
+    let script =
+        "mkdir /d; echo mkdir=$?; rmdir /d; echo rmdir=$?; grep Seccomp: /proc/self/status";
+    let run = |opt: Option<&str>| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        if let Some(opt) = opt {
+            args.extend(["--security-opt", opt]);
+        }
+        args.extend([env.image.as_str(), "sh", "-c", script]);
+        env.docker(&args).ok().out().replace(['\t', ' '], "")
+    };
+    let denied_mkdir = "mkdir=1\nrmdir=1\nSeccomp:2";
+    let denied_rmdir = "mkdir=0\nrmdir=1\nSeccomp:2";
+    assert_eq!(run(Some(&no_mkdir)), denied_mkdir);
+    assert_eq!(run(Some(&no_rmdir)), denied_rmdir);
+    assert_eq!(run(None), "mkdir=0\nrmdir=0\nSeccomp:2");
+    assert_eq!(run(Some(&no_mkdir)), denied_mkdir);
+    assert_eq!(
+        run(Some("seccomp=unconfined")),
+        "mkdir=0\nrmdir=0\nSeccomp:0"
+    );
+    assert_eq!(run(Some(&no_rmdir)), denied_rmdir);
+}

@@ -11,7 +11,7 @@ use corral_core::{
     ContainerId, ContainerName, ContainerRecord, ContainerSpec, ContainerState, ContainerStatus,
 };
 use corral_oci::{Digest, Reference};
-use corral_runtime::shim::{RuntimeKind, ShimArgs, ShimClient};
+use corral_runtime::shim::{RuntimeKind, ShimArgs, ShimClient, SECCOMP_PROGRAM_FILE};
 use corral_runtime::spec::{
     self, MountKind, NamespaceMode, NetworkFiles, ResolvedMount, SpecInput,
 };
@@ -469,12 +469,15 @@ impl LocalEngine {
         Ok(out)
     }
 
-    /// Mounts the rootfs and writes the OCI bundle; returns the bundle's state dir.
+    /// Mounts the rootfs and writes the OCI bundle; returns the bundle's state dir. With
+    /// `precompile_seccomp` (the libcontainer runtime) the bundle also gets the compiled
+    /// seccomp program.
     fn prepare_bundle(
         &self,
         rec: &ContainerRecord,
         image_config: &Value,
         diff_ids: &[Digest],
+        precompile_seccomp: bool,
     ) -> Result<PathBuf> {
         let snaps = &self.inner.snapshots;
         let plan = snaps.prepare(rec.id.as_str(), diff_ids)?;
@@ -526,6 +529,17 @@ impl LocalEngine {
         let json = serde_json::to_vec_pretty(&oci).map_err(|e| Error::Internal(e.to_string()))?;
         let cfg = state_dir.join("config.json");
         std::fs::write(&cfg, json).map_err(io(format!("writing {}", cfg.display())))?;
+        // libcontainer's init loads a program compiled once per profile instead of compiling
+        // the profile on every start; without the file it compiles, so a failure only costs
+        // time.
+        if precompile_seccomp {
+            if let Some(seccomp) = oci.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+                if let Err(e) = corral_runtime::shim::write_seccomp_program(seccomp, &state_dir) {
+                    tracing::warn!(container = %rec.id, error = %e.message, "precompiling seccomp");
+                    let _ = std::fs::remove_file(state_dir.join(SECCOMP_PROGRAM_FILE));
+                }
+            }
+        }
         Ok(state_dir)
     }
 
@@ -582,10 +596,12 @@ impl LocalEngine {
         let (_, runtime) = self.runtime_for(&rec.spec)?;
         let this = self.clone();
         let rec2 = rec.clone();
-        let bundle =
-            tokio::task::spawn_blocking(move || this.prepare_bundle(&rec2, &img.config, &diff_ids))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?;
+        let precompile = matches!(runtime, RuntimeConfig::Libcontainer);
+        let bundle = tokio::task::spawn_blocking(move || {
+            this.prepare_bundle(&rec2, &img.config, &diff_ids, precompile)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
         let state_dir = match bundle {
             Ok(d) => d,
             Err(e) => {

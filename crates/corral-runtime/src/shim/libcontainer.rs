@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 
 use super::devices::DevicePlan;
 use super::runtime::{ContainerStdio, OciRuntime, RuntimeError};
+use super::seccomp_program::{use_seccomp_program, SECCOMP_PROGRAM_FILE};
 
 /// The cgroupfs root libcgroups creates container cgroups under.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -59,14 +60,26 @@ impl Libcontainer {
         self
     }
 
-    /// The device program of the bundle's container, read and compiled before anything is
-    /// created so a bad rule leaves no state.
-    fn device_plan(&self, bundle: &Path) -> Result<Option<DevicePlan>, RuntimeError> {
-        // Only a pure v2 host needs a program: spare v1 hosts re-reading the spec.
-        if !self.cgroup_root.join("cgroup.controllers").is_file() {
+    /// Reads what the shim itself needs from the bundle's spec before anything is created:
+    /// the device program (compiled now so a bad rule leaves no state) and the precompiled
+    /// seccomp program. The spec is only read when one of them applies: only a pure v2 host
+    /// needs a device program, only a bundle with `seccomp.bpf` a seccomp profile.
+    fn prepare(&self, bundle: &Path) -> Result<Option<DevicePlan>, RuntimeError> {
+        let v2 = self.cgroup_root.join("cgroup.controllers").is_file();
+        let program = bundle.join(SECCOMP_PROGRAM_FILE).is_file();
+        if !v2 && !program {
             return Ok(None);
         }
         let spec = oci_spec::runtime::Spec::load(bundle.join("config.json")).map_err(chain)?;
+        if program {
+            use_seccomp_program(
+                bundle,
+                spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+            );
+        }
+        if !v2 {
+            return Ok(None);
+        }
         DevicePlan::from_spec(&self.cgroup_root, &spec).map_err(|err| RuntimeError {
             message: format!("invalid device cgroup rules: {err}"),
         })
@@ -78,7 +91,7 @@ impl Libcontainer {
 }
 
 /// Joins an error and its sources into one message.
-fn chain(err: impl std::error::Error) -> RuntimeError {
+pub(super) fn chain(err: impl std::error::Error) -> RuntimeError {
     let mut message = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -94,7 +107,7 @@ fn chain(err: impl std::error::Error) -> RuntimeError {
 
 impl OciRuntime for Libcontainer {
     fn create(&self, id: &str, bundle: &Path, stdio: ContainerStdio) -> Result<Pid, RuntimeError> {
-        let device_plan = self.device_plan(bundle)?;
+        let device_plan = self.prepare(bundle)?;
         std::fs::create_dir_all(&self.root).map_err(chain)?;
         let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::default())
             .with_root_path(self.root.clone())

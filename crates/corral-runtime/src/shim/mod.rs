@@ -22,6 +22,7 @@ pub mod protocol;
 mod reaper;
 mod runc;
 mod runtime;
+mod seccomp_program;
 mod server;
 
 pub use args::{RuntimeKind, ShimArgs};
@@ -33,4 +34,5 @@ pub use runc::Runc;
 pub use runtime::{
     docker_create_message, docker_exec_message, ContainerStdio, OciRuntime, RuntimeError,
 };
+pub use seccomp_program::{write_seccomp_program, SECCOMP_PROGRAM_FILE};
 pub use server::shim_main;
