@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use corral_oci::Digest;
-use corral_sys::mount::Mounts;
+use corral_sys::mount::{Mounts, OverlayOptions, VOLATILE_MARKER};
 
 use crate::error::{Error, Result};
 
@@ -24,6 +24,9 @@ pub struct RootfsPlan {
     pub work: PathBuf,
     /// Where the merged view is mounted.
     pub rootfs: PathBuf,
+    /// Mount the overlay `volatile` ([`OverlayOptions::volatile`]): set for a writable
+    /// layer removed with its container when it ends (`--rm`).
+    pub volatile: bool,
 }
 
 /// Prepares, mounts and removes container root filesystems.
@@ -81,6 +84,7 @@ impl Snapshotter {
             upper: dir.join("upper"),
             work: dir.join("work"),
             rootfs: dir.join("rootfs"),
+            volatile: false,
         };
         let mut dirs = vec![&plan.upper, &plan.work, &plan.rootfs];
         let empty = dir.join("empty");
@@ -114,8 +118,27 @@ impl Snapshotter {
         {
             return Ok(());
         }
+        if plan.volatile {
+            // A disposable layer mounted volatile before (a restart): the kernel's marker
+            // stays after the unmount and would make it refuse the upper.
+            let marker = plan.work.join(VOLATILE_MARKER);
+            match fs::remove_dir_all(&marker) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io("remove overlay volatile marker", &marker)(e));
+                }
+                _ => {}
+            }
+        }
         self.mounts
-            .mount_overlay(&plan.lower, &plan.upper, &plan.work, &plan.rootfs)
+            .mount_overlay_with(
+                &plan.lower,
+                &plan.upper,
+                &plan.work,
+                &plan.rootfs,
+                OverlayOptions {
+                    volatile: plan.volatile,
+                },
+            )
             .map_err(|e| mount_err("mount", e))
     }
 
@@ -276,6 +299,7 @@ mod tests {
             upper: plan.upper.clone(),
             work: plan.work.clone(),
             target: r.clone(),
+            volatile: false,
         };
         let is = MountCall::IsMounted { target: r.clone() };
         let um = MountCall::Unmount { target: r.clone() };

@@ -26,6 +26,21 @@ pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// Page size assumed when `sysconf(_SC_PAGESIZE)` cannot answer.
 const FALLBACK_PAGE_SIZE: usize = 4096;
 
+/// Where, below an overlay's work dir, the kernel marks an upper that was mounted
+/// `volatile`; it refuses to mount that upper again while the marker exists.
+pub const VOLATILE_MARKER: &str = "work/incompat/volatile";
+
+/// Options of a writable overlay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OverlayOptions {
+    /// overlayfs `volatile` (Linux 5.10+): no sync of the upper layer, also not the one at
+    /// unmount, which otherwise waits for a journal commit of the upper file system. For a
+    /// writable layer that is discarded when the container ends (`--rm`): after a crash the
+    /// kernel refuses to mount such an upper again. Where the kernel refuses the option the
+    /// overlay is mounted without it.
+    pub volatile: bool,
+}
+
 /// Mount operations a container rootfs needs.
 pub trait Mounts: Send + Sync {
     /// Mounts an overlay of `lower` (top-most first) with `upper`/`work` on `target`.
@@ -43,6 +58,21 @@ pub trait Mounts: Send + Sync {
         upper: &Path,
         work: &Path,
         target: &Path,
+    ) -> io::Result<()> {
+        self.mount_overlay_with(lower, upper, work, target, OverlayOptions::default())
+    }
+
+    /// [`Mounts::mount_overlay`] with options.
+    ///
+    /// # Errors
+    /// As [`Mounts::mount_overlay`].
+    fn mount_overlay_with(
+        &self,
+        lower: &[PathBuf],
+        upper: &Path,
+        work: &Path,
+        target: &Path,
+        options: OverlayOptions,
     ) -> io::Result<()>;
 
     /// Mounts a filesystem as [`plan_fs_mount`] planned it (a device, a tmpfs, a bind):
@@ -451,12 +481,13 @@ impl Default for LinuxMounts {
 }
 
 impl Mounts for LinuxMounts {
-    fn mount_overlay(
+    fn mount_overlay_with(
         &self,
         lower: &[PathBuf],
         upper: &Path,
         work: &Path,
         target: &Path,
+        options: OverlayOptions,
     ) -> io::Result<()> {
         match plan_overlay(lower, upper, work, page_size())? {
             OverlayPlan::Overlay { data, read_only } => {
@@ -465,15 +496,21 @@ impl Mounts for LinuxMounts {
                 } else {
                     MsFlags::empty()
                 };
-                tracing::debug!(target = %target.display(), %data, "mounting overlay");
-                nix::mount::mount(
-                    Some("overlay"),
-                    target,
-                    Some("overlay"),
-                    flags,
-                    Some(data.as_str()),
-                )
-                .map_err(|e| with_context(e, "mount overlay on", target))
+                let mount = |data: &str| {
+                    tracing::debug!(target = %target.display(), %data, "mounting overlay");
+                    nix::mount::mount(Some("overlay"), target, Some("overlay"), flags, Some(data))
+                };
+                let volatile = format!("{data},volatile");
+                if options.volatile && !read_only && volatile.len() < page_size() {
+                    match mount(&volatile) {
+                        // A kernel without the option (before 5.10) says EINVAL.
+                        Err(nix::errno::Errno::EINVAL) => {
+                            tracing::debug!("overlayfs refused volatile; mounting without it");
+                        }
+                        res => return res.map_err(|e| with_context(e, "mount overlay on", target)),
+                    }
+                }
+                mount(&data).map_err(|e| with_context(e, "mount overlay on", target))
             }
             OverlayPlan::ReadOnlyBind { source } => {
                 nix::mount::mount(
@@ -576,6 +613,8 @@ pub enum MountCall {
         work: PathBuf,
         /// Mount point.
         target: PathBuf,
+        /// [`OverlayOptions::volatile`].
+        volatile: bool,
     },
     /// [`Mounts::mount_fs`].
     Fs {
@@ -671,18 +710,20 @@ impl FakeMounts {
 
 #[cfg(any(test, feature = "fake"))]
 impl Mounts for FakeMounts {
-    fn mount_overlay(
+    fn mount_overlay_with(
         &self,
         lower: &[PathBuf],
         upper: &Path,
         work: &Path,
         target: &Path,
+        options: OverlayOptions,
     ) -> io::Result<()> {
         let call = MountCall::Overlay {
             lower: lower.to_vec(),
             upper: upper.to_path_buf(),
             work: work.to_path_buf(),
             target: target.to_path_buf(),
+            volatile: options.volatile,
         };
         let mut st = self.record(call, MountOp::Overlay)?;
         plan_overlay(lower, upper, work, FALLBACK_PAGE_SIZE)?;
@@ -932,6 +973,44 @@ mod tests {
         assert!(upper.join("written").exists());
         m.unmount(&target).unwrap();
         assert!(!m.is_mounted(&target).unwrap());
+
+        // Volatile: the option reaches the kernel (this kernel has it), the overlay works.
+        let options = |target: &Path| {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .lines()
+                .find(|l| l.split(' ').nth(4) == Some(target.to_str().unwrap()))
+                .map(str::to_owned)
+                .unwrap_or_default()
+        };
+        m.mount_overlay_with(
+            &[high.clone(), low.clone()],
+            &upper,
+            &work,
+            &target,
+            OverlayOptions { volatile: true },
+        )
+        .unwrap();
+        // Shown as `volatile` or, since Linux 6.6, `fsync=volatile`.
+        assert!(
+            options(&target).contains("volatile"),
+            "{}",
+            options(&target)
+        );
+        assert_eq!(
+            std::fs::read_to_string(target.join("written")).unwrap(),
+            "w"
+        );
+        m.unmount(&target).unwrap();
+        // The kernel leaves its marker even after a clean unmount and refuses the upper
+        // until it is removed (the snapshotter does that for a disposable layer).
+        let marker = work.join(VOLATILE_MARKER);
+        assert!(marker.is_dir(), "{} expected", marker.display());
+        std::fs::remove_dir_all(&marker).unwrap();
+        m.mount_overlay(&[high.clone(), low.clone()], &upper, &work, &target)
+            .unwrap_or_else(|e| panic!("the upper mounts again without the marker: {e}"));
+        assert!(!options(&target).contains("volatile"));
+        m.unmount(&target).unwrap();
 
         // Single lower, no upper: a read-only bind.
         m.mount_overlay(

@@ -618,3 +618,45 @@ fn container_prune_until_accepts_durations() {
     assert_contains(out.ok().out(), &id);
     env.docker(&["inspect", &c]).failed();
 }
+
+/// A `--rm` container's writable layer is disposable: Corral mounts it volatile (no sync of
+/// the upper layer, also not at unmount). A restart remounts it with what was written, and
+/// stopping it still removes it. A container without `--rm` keeps the normal mount.
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn rm_container_layer_is_volatile_and_survives_a_restart() {
+    let corral =
+        corral_testkit::SubjectKind::from_env().ok() != Some(corral_testkit::SubjectKind::Docker);
+    let env = Env::new();
+    let rm = env.sleeper("volatile", &["--rm"]);
+    let kept = env.sleeper("durable", &[]);
+    let mount_options = |c: &str| {
+        let merged = env.inspect("{{.GraphDriver.Data.MergedDir}}", c);
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(merged.as_str()))
+            .unwrap_or_else(|| panic!("{merged} is not mounted"))
+            .to_owned()
+    };
+    if corral {
+        assert_contains(&mount_options(&rm), "volatile");
+        assert!(!mount_options(&kept).contains("volatile"));
+    }
+    env.docker(&["exec", &rm, "sh", "-c", "echo kept > /data"])
+        .ok();
+    env.docker(&["restart", "-t", "0", &rm]).ok();
+    assert_eq!(env.inspect("{{.State.Status}}", &rm), "running");
+    assert_eq!(
+        env.docker(&["exec", &rm, "cat", "/data"]).ok().out(),
+        "kept"
+    );
+    if corral {
+        assert_contains(&mount_options(&rm), "volatile");
+    }
+    env.docker(&["stop", "-t", "0", &rm]).ok();
+    assert_eventually!(
+        !env.docker(&["ps", "-aq", "--no-trunc"]).out().contains(&rm)
+            && env.docker(&["inspect", &rm]).code == Some(1)
+    );
+}

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -480,7 +481,10 @@ impl LocalEngine {
         precompile_seccomp: bool,
     ) -> Result<PathBuf> {
         let snaps = &self.inner.snapshots;
-        let plan = snaps.prepare(rec.id.as_str(), diff_ids)?;
+        let mut plan = snaps.prepare(rec.id.as_str(), diff_ids)?;
+        // An auto-remove container's writable layer goes with it: spare its unmount the
+        // upper file system's sync.
+        plan.volatile = rec.spec.host.auto_remove;
         snaps.mount(&plan)?;
         let hostname = rec
             .spec
@@ -797,7 +801,7 @@ impl LocalEngine {
             s.running = false;
             s.last = Some((status.code, status.oom_killed));
         });
-        if rec.spec.host.auto_remove {
+        if rec.spec.host.auto_remove && !entry.user_restart.load(Ordering::SeqCst) {
             if let Err(e) = self.remove(id.as_str(), true, true).await {
                 tracing::warn!(container = %id, error = %e, "auto-removing");
             }
@@ -909,15 +913,23 @@ impl LocalEngine {
 
     pub(crate) async fn restart(&self, name: &str, timeout: Option<i64>) -> Result<()> {
         let entry = self.lookup(name)?;
-        {
+        // The stop's exit must not auto-remove a `--rm` container that is restarted; it is
+        // removed if the start fails (`start`) or when it next exits.
+        entry.user_restart.store(true, Ordering::SeqCst);
+        let stopped = {
             let _op = entry.op.lock().await;
             match self.stop_locked(&entry, timeout, None).await {
-                Ok(()) | Err(Error::NotModified(_)) => {}
-                Err(e) => return Err(e),
+                Ok(()) | Err(Error::NotModified(_)) => Ok(()),
+                Err(e) => Err(e),
             }
-        }
+        };
         let id = entry.record.lock().id.to_string();
-        self.start(&id).await?;
+        let started = match stopped {
+            Ok(()) => self.start(&id).await,
+            Err(e) => Err(e),
+        };
+        entry.user_restart.store(false, Ordering::SeqCst);
+        started?;
         self.container_event(&entry.snapshot(), "restart", &[]);
         Ok(())
     }

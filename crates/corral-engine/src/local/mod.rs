@@ -120,6 +120,9 @@ pub(crate) struct Entry {
     pub(crate) backoff: Mutex<std::time::Duration>,
     /// A policy restart waiting for its backoff to pass.
     pub(crate) pending_restart: Mutex<Option<tokio::task::AbortHandle>>,
+    /// A user's `restart` is under way: the exit it causes does not auto-remove (`--rm`),
+    /// as in dockerd.
+    pub(crate) user_restart: std::sync::atomic::AtomicBool,
 }
 
 impl Entry {
@@ -140,6 +143,7 @@ impl Entry {
             shim: Mutex::new(None),
             backoff: Mutex::new(std::time::Duration::ZERO),
             pending_restart: Mutex::new(None),
+            user_restart: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
