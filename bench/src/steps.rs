@@ -93,10 +93,18 @@ pub(crate) fn kernel_floor(r: &mut Results, sz: &Sizes) -> Result<()> {
     let (v1, v2) = cgroup_hierarchies()?;
     let cg1 = cgroup_floor(n, &v1, "v1")?;
     let cg2 = cgroup_floor(n, &v2, "v2")?;
+    let attach = cgroup_attach_floor(n, &v1)?;
     let ov = overlay_floor(n)?;
     let veth = veth_floor(n)?;
-    let med = |v: &[f64]| crate::stats::summarize(v).p50;
-    let sum = med(&fork) + med(&clone) + med(&cg1) + med(&cg2) + med(&ov);
+    // A step with no samples (v1 steps on a pure v2 host) adds nothing to the sum.
+    let med = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            crate::stats::summarize(v).p50
+        }
+    };
+    let sum = med(&fork) + med(&clone) + med(&cg1) + med(&cg2) + med(&attach) + med(&ov);
     let k = "kernel";
     let lo = Better::Lower;
     let mut add = |key: &str, title: &str, v: Vec<f64>| {
@@ -118,6 +126,14 @@ pub(crate) fn kernel_floor(r: &mut Results, sz: &Sizes) -> Result<()> {
         &format!("cgroup v2 mkdir+rmdir, {} hierarchy", v2.len()),
         cg2,
     );
+    add(
+        "floor_cgroup_attach",
+        &format!(
+            "cgroup v1: a task moved into a new cgroup of each of {} hierarchies (cgroup.procs writes)",
+            v1.len()
+        ),
+        attach,
+    );
     add("floor_overlay", "overlayfs mount+umount", ov);
     add(
         "floor_veth",
@@ -126,7 +142,7 @@ pub(crate) fn kernel_floor(r: &mut Results, sz: &Sizes) -> Result<()> {
     );
     add(
         "floor_sum",
-        "kernel floor sum (medians of fork, clone, cgroup v1, cgroup v2, overlay)",
+        "kernel floor sum (medians of fork, clone, cgroup v1, cgroup v2, v1 attach, overlay)",
         vec![sum],
     );
     add(
@@ -221,6 +237,62 @@ fn cgroup_floor(n: usize, hierarchies: &[PathBuf], tag: &str) -> Result<Vec<f64>
         }
         res?;
         out.push(ms(t.elapsed()));
+    }
+    Ok(out)
+}
+
+/// Moving a task into a new cgroup of each v1 hierarchy: the `cgroup.procs` writes only (the
+/// cgroups already exist), one fresh `sleep` per sample. What every container start pays on a
+/// host with v1 controllers, which have no `CLONE_INTO_CGROUP`. Samples are 50 ms apart, as
+/// container starts are: the first write after a quiet spell waits for an RCU grace period,
+/// unless the cgroup2 root was ever mounted with `favordynmods` since boot (docs/performance.md).
+/// Empty on a pure v2 host.
+fn cgroup_attach_floor(n: usize, v1: &[PathBuf]) -> Result<Vec<f64>> {
+    if v1.is_empty() {
+        return Ok(Vec::new());
+    }
+    let name = format!("corral-bench-attach-{}", std::process::id());
+    crate::engines::record_state(&format!("cgroup {name}"));
+    let dirs: Vec<PathBuf> = v1.iter().map(|h| h.join(&name)).collect();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        check_stop()?;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut child = Command::new("sleep")
+            .arg("600")
+            .stdin(Stdio::null())
+            .spawn()
+            .context("spawn sleep")?;
+        let pid = child.id().to_string();
+        let sample = (|| -> Result<f64> {
+            for d in &dirs {
+                std::fs::create_dir(d).with_context(|| format!("mkdir {}", d.display()))?;
+                // A new v1 cpuset has no CPUs or memory nodes and takes no task: inherit the
+                // parent's, as runtimes do.
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    if let Some(parent) = d.parent().filter(|_| d.join(f).exists()) {
+                        let v = std::fs::read_to_string(parent.join(f))?;
+                        std::fs::write(d.join(f), v.trim())
+                            .with_context(|| format!("write {}", d.join(f).display()))?;
+                    }
+                }
+            }
+            let t = Instant::now();
+            for d in &dirs {
+                let procs = d.join("cgroup.procs");
+                std::fs::write(&procs, &pid)
+                    .with_context(|| format!("write {}", procs.display()))?;
+            }
+            Ok(ms(t.elapsed()))
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        for d in dirs.iter().rev() {
+            if d.exists() {
+                std::fs::remove_dir(d).with_context(|| format!("rmdir {}", d.display()))?;
+            }
+        }
+        out.push(sample?);
     }
     Ok(out)
 }
@@ -330,7 +402,7 @@ pub(crate) fn run_latency(
             check_stop()?;
             run[i].push(e.timed(&["run", "--rm", NONE, &img.run, "true"])?);
             if let Some(c) = &clients[i] {
-                api[i].push(c.run_true(&img.run)?);
+                api[i].push(c.run_rm_true(&img.run)?);
             }
             let id = e.cli(&["create", NONE, &img.run, "sleep", "600"])?;
             start[i].push(e.timed(&["start", &id])?);
@@ -361,7 +433,7 @@ pub(crate) fn run_latency(
         if clients[i].is_some() {
             r.add(
                 "run_api_p50",
-                "run true through the API (bollard: create, start, wait, delete)",
+                "run --rm true through the API (create AutoRemove, wait removed, start)",
                 "ms",
                 lo,
                 Stat::P50,
@@ -370,7 +442,7 @@ pub(crate) fn run_latency(
             );
             r.add(
                 "run_api_p90",
-                "run true through the API (bollard: create, start, wait, delete)",
+                "run --rm true through the API (create AutoRemove, wait removed, start)",
                 "ms",
                 lo,
                 Stat::P90,
