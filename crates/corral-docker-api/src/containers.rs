@@ -1194,18 +1194,10 @@ pub(crate) async fn commit(
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?,
         )
     };
-    // `--change` instructions apply on top of the given config (dockerd's
-    // `BuildFromConfig`); the engine then merges the container's config underneath.
-    let changes = crate::dockerfile::changes_in(&uri);
-    let config = if changes.is_empty() {
-        config
-    } else {
-        let mut m = config
-            .and_then(|c| c.as_object().cloned())
-            .unwrap_or_default();
-        crate::dockerfile::apply_changes(&mut m, &changes).map_err(ApiError::bad_request)?;
-        Some(Value::Object(m))
-    };
+    // The engine applies `--change` instructions to the given config, or to the
+    // container's, then merges the container's config underneath (dockerd's
+    // `BuildFromConfig` and `merge`).
+    let changes = crate::filters::changes_in(&uri);
     let id = st
         .engine
         .commit_container(
@@ -1217,6 +1209,7 @@ pub(crate) async fn commit(
                 author: q.author.unwrap_or_default(),
                 pause: crate::filters::query_bool(q.pause.as_deref(), true),
                 config,
+                changes,
                 ..CommitOptions::default()
             },
         )

@@ -138,3 +138,33 @@ mod query_bool_tests {
         assert!(!query_bool(Some(""), false));
     }
 }
+
+/// Every `changes` value of the query string, in order (the CLI repeats the key for each
+/// `--change`). Blank values are kept: dockerd answers them with "file with no
+/// instructions".
+pub(crate) fn changes_in(uri: &axum::http::Uri) -> Vec<String> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|q| {
+            q.0.into_iter()
+                .filter(|(k, _)| k == "changes")
+                .map(|(_, v)| v)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod changes_tests {
+    use super::changes_in;
+
+    #[test]
+    fn reads_repeated_changes_from_the_query() {
+        let uri: axum::http::Uri =
+            "/commit?container=c&changes=CMD+%5B%22sh%22%5D&changes=ENV+A%3D1&changes="
+                .parse()
+                .unwrap();
+        assert_eq!(changes_in(&uri), ["CMD [\"sh\"]", "ENV A=1", ""]);
+        let uri: axum::http::Uri = "/commit?container=c".parse().unwrap();
+        assert!(changes_in(&uri).is_empty());
+    }
+}

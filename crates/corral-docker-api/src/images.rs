@@ -374,7 +374,7 @@ pub(crate) async fn create(
             .into_body()
             .into_data_stream()
             .map(|r| r.map_err(std::io::Error::other));
-        let reader = tokio_util::io::StreamReader::new(body);
+        let mut reader = tokio_util::io::StreamReader::new(body);
         let reference = match (
             q.repo.as_deref().filter(|r| !r.is_empty()),
             q.tag.as_deref(),
@@ -387,11 +387,20 @@ pub(crate) async fn create(
         if let Some(m) = q.message.filter(|m| !m.is_empty()) {
             config.insert("comment".into(), json!(m));
         }
-        let changes = crate::dockerfile::changes_in(&uri);
+        // dockerd's `BuildFromConfig` on an empty config.
+        let changes = crate::filters::changes_in(&uri);
         if !changes.is_empty() {
-            let mut c = serde_json::Map::new();
-            crate::dockerfile::apply_changes(&mut c, &changes).map_err(ApiError::bad_request)?;
-            config.insert("config".into(), Value::Object(c));
+            match corral_engine::build::changes::apply_changes(serde_json::Map::new(), &changes) {
+                Ok(c) => {
+                    config.insert("config".into(), Value::Object(c));
+                }
+                Err(e) => {
+                    // Read the upload before answering: a client still writing it would
+                    // otherwise see a broken pipe instead of the error.
+                    let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
+                    return Err(ApiError::bad_request(e.message));
+                }
+            }
         }
         let config = (!config.is_empty()).then_some(Value::Object(config));
         let id = st

@@ -8,7 +8,6 @@
 
 mod build;
 mod containers;
-mod dockerfile;
 mod error;
 mod events;
 mod exec;

@@ -270,6 +270,10 @@ pub struct CommitOptions {
     pub replace_config: bool,
     /// The history entry's `created_by` (default: the container's command).
     pub created_by: Option<String>,
+    /// `--change` Dockerfile instructions, applied to `config` (the container's config
+    /// when `config` is `None`) before it is merged into the container's, as dockerd's
+    /// `BuildFromConfig` does ([`crate::build::changes::apply_changes`]).
+    pub changes: Vec<String>,
 }
 
 /// Options for creating an exec session.

@@ -1,6 +1,7 @@
 //! Pulling, listing, inspecting, tagging, saving and committing images.
 
 use corral_testkit::{docker20, BusyboxImage, ManifestFormat};
+use serde_json::json;
 
 use crate::common::{assert_contains, Env};
 
@@ -298,6 +299,187 @@ fn commit_creates_a_runnable_image_with_a_new_layer() {
     assert_eq!(layers, "2");
     let hist = env.docker(&["history", "--format", "{{.Comment}}", "e2e-committed:v1"]);
     assert_eq!(hist.ok().out().lines().next(), Some("e2e message"));
+}
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn commit_change_applies_instructions_to_the_containers_config() {
+    let env = Env::new();
+    let c = env.name("commit-change");
+    env.docker(&[
+        "create",
+        "--name",
+        &c,
+        "--network",
+        "none",
+        "-e",
+        "FOO=bar",
+        "-l",
+        "cl=cv",
+        "--expose",
+        "9000",
+        "-w",
+        "/cw",
+        "--entrypoint",
+        "/bin/sh",
+        &env.image,
+        "-c",
+        "echo hi",
+    ])
+    .ok();
+    let img = "e2e-commit-change:v1";
+    env.track_image(img);
+    let changes = [
+        // Expands from the container's environment; ENV replaces in place.
+        "ENV C=$FOO-x",
+        "ENV FOO=new",
+        "LABEL x=y cl=over",
+        "EXPOSE 80 8080-8081/udp",
+        "VOLUME /data",
+        "USER nobody",
+        "WORKDIR sub",
+        "onbuild run echo hi",
+        "HEALTHCHECK --interval=5s CMD true",
+        "CMD echo $FOO",
+    ];
+    let mut args = vec!["commit"];
+    for ch in &changes {
+        args.extend(["-c", ch]);
+    }
+    args.extend([c.as_str(), img]);
+    env.docker(&args).ok();
+    let cfg = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&env.inspect(&format!("{{{{json .Config.{f}}}}}"), img)).unwrap()
+    };
+    let path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    assert_eq!(cfg("Env"), json!(["FOO=new", path, "C=bar-x"]));
+    assert_eq!(cfg("Labels"), json!({"cl": "over", "x": "y"}));
+    assert_eq!(
+        cfg("ExposedPorts"),
+        json!({"80/tcp": {}, "8080/udp": {}, "8081/udp": {}, "9000/tcp": {}})
+    );
+    assert_eq!(cfg("Volumes"), json!({"/data": {}}));
+    assert_eq!(cfg("User"), "nobody");
+    assert_eq!(cfg("WorkingDir"), "/cw/sub");
+    assert_eq!(cfg("OnBuild"), json!(["run echo hi"]));
+    assert_eq!(
+        cfg("Healthcheck"),
+        json!({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000_u64})
+    );
+    assert_eq!(cfg("Cmd"), json!(["/bin/sh", "-c", "echo $FOO"]));
+    assert_eq!(cfg("Entrypoint"), json!(["/bin/sh"]));
+
+    // A new ENTRYPOINT drops the container's CMD.
+    let img2 = "e2e-commit-change:v2";
+    env.track_image(img2);
+    env.docker(&["commit", "-c", r#"ENTRYPOINT ["echo"]"#, &c, img2])
+        .ok();
+    assert_eq!(env.inspect("{{json .Config.Cmd}}", img2), "null");
+    let run = env.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-u",
+        "0",
+        "-w",
+        "/",
+        img2,
+        "from",
+        "entry",
+    ]);
+    assert_eq!(run.ok().out(), "from entry");
+}
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn commit_change_rejects_bad_changes_and_leaves_no_image() {
+    let env = Env::new();
+    let c = env.sleeper("commit-bad", &[]);
+    let img = "e2e-commit-bad:v1";
+    env.track_image(img);
+    for (changes, message) in [
+        (
+            &["ENV A=1", "RUN rm -rf /"][..],
+            "run is not a valid change command",
+        ),
+        (&["FROM x"], "from is not a valid change command"),
+        (
+            &["STOPSIGNAL SIGINT"],
+            "stopsignal is not a valid change command",
+        ),
+        (&["USER"], "USER requires exactly one argument"),
+        (&["ENV A"], "ENV must have two arguments"),
+        (&["EXPOSE 80/xyz"], "Invalid proto: xyz"),
+        (
+            &["ONBUILD ONBUILD x"],
+            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+        ),
+        (&["CMD --foo x"], "Unknown flag: foo"),
+        (&[""], "file with no instructions"),
+    ] {
+        let mut args = vec!["commit"];
+        for ch in changes {
+            args.extend(["-c", ch]);
+        }
+        args.extend([c.as_str(), img]);
+        let out = env.docker(&args);
+        assert_ne!(out.code, Some(0), "{changes:?}: {out}");
+        assert_contains(
+            &out.stderr,
+            &format!("Error response from daemon: {message}"),
+        );
+    }
+    let out = env.docker(&["image", "inspect", img]);
+    assert_ne!(out.code, Some(0), "{out}");
+    // The failed commits did not leave the container paused.
+    assert_eq!(env.inspect("{{.State.Status}}", &c), "running");
+}
+
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn import_change_applies_instructions_to_an_empty_config() {
+    let env = Env::new();
+    let c = env.name("import-src");
+    env.docker(&["create", "--name", &c, &env.image]).ok();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("rootfs.tar");
+    let tar = tar.to_str().unwrap();
+    env.docker(&["export", "-o", tar, &c]).ok();
+    let img = "e2e-import-change:v1";
+    env.track_image(img);
+    env.docker(&[
+        "import",
+        "-c",
+        "ENV A=1",
+        "-c",
+        "ENV B=$A-z C=$HOME",
+        "-c",
+        r#"ENTRYPOINT ["/bin/sh", "-c"]"#,
+        "-c",
+        r#"CMD ["echo $B"]"#,
+        "-c",
+        "WORKDIR rel",
+        tar,
+        img,
+    ])
+    .ok();
+    let envs: serde_json::Value =
+        serde_json::from_str(&env.inspect("{{json .Config.Env}}", img)).unwrap();
+    assert_eq!(envs, json!(["A=1", "B=1-z", "C="]));
+    assert_eq!(env.inspect("{{json .Config.WorkingDir}}", img), r#""/rel""#);
+    let run = env.docker(&["run", "--rm", "--network", "none", "-w", "/", img]);
+    assert_eq!(run.ok().out(), "1-z");
+
+    let bad = "e2e-import-bad:v1";
+    env.track_image(bad);
+    let out = env.docker(&["import", "-c", "RUN x", tar, bad]);
+    assert_ne!(out.code, Some(0), "{out}");
+    assert_contains(
+        &out.stderr,
+        "Error response from daemon: run is not a valid change command",
+    );
+    assert_ne!(env.docker(&["image", "inspect", bad]).code, Some(0));
 }
 
 #[test]

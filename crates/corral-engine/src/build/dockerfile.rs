@@ -94,9 +94,67 @@ pub fn json_array(rest: &str) -> Option<Vec<String>> {
 /// Parses a Dockerfile.
 ///
 /// # Errors
-/// An unknown instruction, an instruction without arguments, a bad `# escape`, or no
+/// An unknown instruction, an instruction without its arguments, a bad `# escape`, or no
 /// instruction at all.
 pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
+    let df = parse_instructions(text)?;
+    for ins in &df.instructions {
+        if !KNOWN.contains(&ins.keyword.as_str()) {
+            return Err(ParseError {
+                line: ins.line,
+                message: format!("unknown instruction: {}", ins.keyword),
+            });
+        }
+        check_instruction(ins).map_err(|message| ParseError {
+            line: ins.line,
+            message,
+        })?;
+    }
+    Ok(df)
+}
+
+/// Checks what dockerd's instruction parser checks before anything runs: that `ins` has
+/// the arguments its instruction needs (`CMD` and `ENTRYPOINT` may be empty) and that an
+/// `ONBUILD` trigger is allowed.
+///
+/// # Errors
+/// dockerd's message (`USER requires exactly one argument`), without a line.
+pub fn check_instruction(ins: &Instruction) -> Result<(), String> {
+    let kw = ins.keyword.as_str();
+    if ins.rest.trim().is_empty() {
+        return match kw {
+            "CMD" | "ENTRYPOINT" => Ok(()),
+            "USER" | "WORKDIR" | "STOPSIGNAL" | "MAINTAINER" => {
+                Err(format!("{kw} requires exactly one argument"))
+            }
+            _ => Err(format!("{kw} requires at least one argument")),
+        };
+    }
+    if kw == "ONBUILD" {
+        let trigger = ins
+            .rest
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        match trigger.as_str() {
+            "ONBUILD" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
+            "FROM" | "MAINTAINER" => {
+                return Err(format!("{trigger} isn't allowed as an ONBUILD trigger"))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Splits a Dockerfile into its instructions (parser directives, continuation lines and
+/// comments handled) without checking the keywords or their arguments: [`parse`] does,
+/// and `docker commit --change` checks them its own way.
+///
+/// # Errors
+/// A bad `# escape`, or no instruction at all.
+pub fn parse_instructions(text: &str) -> Result<Dockerfile, ParseError> {
     let lines: Vec<&str> = text.lines().collect();
     let mut escape = '\\';
     let mut i = 0;
@@ -167,7 +225,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
                 break;
             }
         }
-        out.push(instruction(start + 1, &joined)?);
+        out.push(instruction(start + 1, &joined));
     }
     if out.is_empty() {
         return Err(ParseError {
@@ -181,18 +239,12 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     })
 }
 
-fn instruction(line: usize, text: &str) -> Result<Instruction, ParseError> {
+fn instruction(line: usize, text: &str) -> Instruction {
     let text = text.trim();
     let (kw, rest) = text
         .split_once(char::is_whitespace)
         .map_or((text, ""), |(k, r)| (k, r.trim_start()));
     let keyword = kw.to_ascii_uppercase();
-    if !KNOWN.contains(&keyword.as_str()) {
-        return Err(ParseError {
-            line,
-            message: format!("unknown instruction: {keyword}"),
-        });
-    }
     let mut flags = Vec::new();
     let mut rest = rest;
     // Flags only where dockerd takes them; `ONBUILD`'s trigger keeps its own.
@@ -209,19 +261,13 @@ fn instruction(line: usize, text: &str) -> Result<Instruction, ParseError> {
             rest = tail;
         }
     }
-    if rest.trim().is_empty() && keyword != "HEALTHCHECK" {
-        return Err(ParseError {
-            line,
-            message: format!("{keyword} requires at least one argument"),
-        });
-    }
-    Ok(Instruction {
+    Instruction {
         line,
         keyword,
         flags,
         rest: rest.to_owned(),
         original: text.to_owned(),
-    })
+    }
 }
 
 /// Splits `s` into words on whitespace outside quotes, keeping quotes and escapes for
@@ -431,11 +477,27 @@ pub fn expand_words(
 /// The `key=value` pairs of `ENV` and `LABEL` (or the legacy `KEY value` form), expanded.
 ///
 /// # Errors
-/// A word without `=` in the pair form, or an expansion error.
+/// As [`key_value_words`], or an expansion error.
 pub fn key_values(
     keyword: &str,
     rest: &str,
     vars: &BTreeMap<String, String>,
+    escape: char,
+) -> Result<Vec<(String, String)>, ExpandError> {
+    key_value_words(keyword, rest, escape)?
+        .iter()
+        .map(|(k, v)| Ok((expand(k, vars, escape)?, expand(v, vars, escape)?)))
+        .collect()
+}
+
+/// The `key=value` pairs of `ENV` and `LABEL` (or the legacy `KEY value` form) as
+/// written, not expanded: the syntax dockerd's parser checks before anything expands.
+///
+/// # Errors
+/// No arguments, a legacy form without a value, or a word without `=` in the pair form.
+pub fn key_value_words(
+    keyword: &str,
+    rest: &str,
     escape: char,
 ) -> Result<Vec<(String, String)>, ExpandError> {
     let words = split_words(rest, escape);
@@ -450,20 +512,18 @@ pub fn key_values(
         if value.is_empty() {
             return Err(ExpandError(format!("{keyword} must have two arguments")));
         }
-        return Ok(vec![(
-            expand(first, vars, escape)?,
-            expand(value, vars, escape)?,
-        )]);
+        return Ok(vec![(first.clone(), value.to_owned())]);
     }
     words
         .iter()
         .map(|w| {
-            let (k, v) = w.split_once('=').ok_or_else(|| {
-                ExpandError(format!(
-                    "Syntax error - can't find = in \"{w}\". Must be of the form: name=value"
-                ))
-            })?;
-            Ok((expand(k, vars, escape)?, expand(v, vars, escape)?))
+            w.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| {
+                    ExpandError(format!(
+                        "Syntax error - can't find = in \"{w}\". Must be of the form: name=value"
+                    ))
+                })
         })
         .collect()
 }
@@ -503,6 +563,39 @@ mod tests {
             "dockerfile parse error line 3: unknown instruction: FOO"
         );
         assert!(parse("# only a comment\n").is_err());
+    }
+
+    #[test]
+    fn arguments_are_checked_as_dockerd_checks_them() {
+        let err = |df: &str| parse(df).unwrap_err().to_string();
+        assert_eq!(
+            err("FROM b\nUSER\n"),
+            "dockerfile parse error line 2: USER requires exactly one argument"
+        );
+        assert_eq!(
+            err("FROM b\nHEALTHCHECK --interval=5s\n"),
+            "dockerfile parse error line 2: HEALTHCHECK requires at least one argument"
+        );
+        assert_eq!(
+            err("FROM b\nONBUILD onbuild RUN x\n"),
+            "dockerfile parse error line 2: Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
+        );
+        assert_eq!(
+            err("FROM b\nONBUILD from x\n"),
+            "dockerfile parse error line 2: FROM isn't allowed as an ONBUILD trigger"
+        );
+        // CMD and ENTRYPOINT may be empty.
+        assert_eq!(
+            parse("FROM b\nCMD\nENTRYPOINT\n")
+                .unwrap()
+                .instructions
+                .len(),
+            3
+        );
+        // Unknown keywords pass `parse_instructions`, for `--change` to name them.
+        let df = parse_instructions("foo bar\nRUN\n").unwrap();
+        assert_eq!(df.instructions[0].keyword, "FOO");
+        assert_eq!(df.instructions[1].rest, "");
     }
 
     #[test]
@@ -551,6 +644,13 @@ mod tests {
             [("K".into(), "hello  world x".into())]
         );
         assert!(key_values("LABEL", "a=b c", &v, '\\').is_err());
+        // Every word is checked for `=` before anything expands, as dockerd's parser does.
+        assert_eq!(
+            key_values("ENV", "X=${UNSET:?must be set}", &v, '\\')
+                .unwrap_err()
+                .to_string(),
+            "Syntax error - can't find = in \"be\". Must be of the form: name=value"
+        );
     }
 
     #[test]

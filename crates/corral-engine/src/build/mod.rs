@@ -4,7 +4,10 @@
 //! config (an `empty_layer` history entry); `COPY`/`ADD` put a tar into a container and
 //! commit it. The decisions (parsing, expansion, what each instruction does) live in the
 //! pure [`dockerfile`], [`plan`] and [`ignore`] modules; this module only acts.
+//! [`changes`] applies the same instructions to a config for `docker commit --change`
+//! and `docker import --change`.
 
+pub mod changes;
 pub mod dockerfile;
 pub mod ignore;
 pub mod plan;

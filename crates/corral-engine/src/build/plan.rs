@@ -274,23 +274,17 @@ impl Stage {
                 nop(comment)
             }
             "EXPOSE" => {
-                let mut ports = Vec::new();
-                let mut written = exw(&ins.rest)?;
+                // A word that expands to nothing exposes nothing, as in dockerd.
+                let mut written: Vec<String> = exw(&ins.rest)?
+                    .into_iter()
+                    .filter(|w| !w.is_empty())
+                    .collect();
                 written.sort();
-                for p in written.clone() {
-                    let p = if p.contains('/') {
-                        p.to_ascii_lowercase()
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    let num = p.split('/').next().unwrap_or("");
-                    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '-') {
-                        return Err(bad(format!("Invalid containerPort: {num}")));
+                for w in &written {
+                    for p in exposed_ports(w).map_err(bad)? {
+                        self.map_insert("ExposedPorts", p, json!({}));
                     }
-                    ports.push(p.clone());
-                    self.map_insert("ExposedPorts", p, json!({}));
                 }
-                let _ = ports;
                 nop(format!("EXPOSE {}", written.join(" ")))
             }
             "USER" => {
@@ -335,12 +329,17 @@ impl Stage {
                 nop(format!("SHELL {}", go_list(&s)))
             }
             "CMD" | "ENTRYPOINT" => {
+                let empty = ins.rest.trim().is_empty();
                 let words = match ins.json_args() {
-                    Some(v) => v,
+                    Some(v) => Some(v),
+                    // An empty `ENTRYPOINT` unsets it; an empty `CMD` is the bare shell.
+                    None if empty && kw == "ENTRYPOINT" => None,
                     None => {
                         let mut s = shell(self);
-                        s.push(ins.rest.clone());
-                        s
+                        if !empty {
+                            s.push(ins.rest.clone());
+                        }
+                        Some(s)
                     }
                 };
                 let key = if kw == "CMD" { "Cmd" } else { "Entrypoint" };
@@ -350,28 +349,19 @@ impl Stage {
                 } else if !self.cmd_set {
                     self.config.insert("Cmd".into(), Value::Null);
                 }
-                nop(format!("{kw} {}", go_list(&words)))
+                nop(format!("{kw} {}", go_list(&words.unwrap_or_default())))
             }
             "ONBUILD" => {
-                let trigger = ins.rest.trim();
-                let first = trigger
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_uppercase();
-                if matches!(first.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
-                    return Err(bad(format!("{first} isn't allowed as an ONBUILD trigger")));
-                }
+                // The trigger is kept as written (dockerd does not upper-case it); which
+                // triggers are allowed is checked with the arguments
+                // ([`super::dockerfile::check_instruction`]).
+                let text = ins.rest.trim().to_owned();
                 let mut list = self
                     .config
                     .get("OnBuild")
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default();
-                let text = match trigger.split_once(char::is_whitespace) {
-                    Some((k, r)) => format!("{} {}", k.to_ascii_uppercase(), r.trim_start()),
-                    None => trigger.to_ascii_uppercase(),
-                };
                 list.push(json!(text));
                 self.config.insert("OnBuild".into(), Value::Array(list));
                 nop(format!("ONBUILD {text}"))
@@ -498,6 +488,38 @@ impl Stage {
             comment: format!("HEALTHCHECK {}", json!(test)),
         })
     }
+}
+
+/// The `ExposedPorts` keys of one `EXPOSE` word, as dockerd's `nat.ParsePortSpecs` reads
+/// it: `port`, `port/proto` or a range `start-end[/proto]` (one key per port); the
+/// protocol is `tcp` unless given, and must be `tcp`, `udp` or `sctp`.
+///
+/// # Errors
+/// dockerd's message for a bad port (`Invalid containerPort: 0x50`) or protocol.
+pub fn exposed_ports(word: &str) -> Result<Vec<String>, String> {
+    let (port, proto) = word.split_once('/').unwrap_or((word, "tcp"));
+    let invalid = || format!("Invalid containerPort: {port}");
+    let number = |s: &str| -> Result<u16, String> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        s.parse().map_err(|_| invalid())
+    };
+    let (start, end) = match port.split_once('-') {
+        Some((a, b)) => (number(a)?, number(b)?),
+        None => {
+            let n = number(port)?;
+            (n, n)
+        }
+    };
+    if end < start {
+        return Err(invalid());
+    }
+    let proto_lc = proto.to_ascii_lowercase();
+    if !matches!(proto_lc.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(format!("Invalid proto: {proto}"));
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto_lc}")).collect())
 }
 
 /// A Go duration (`30s`, `1m30s`, `500ms`, `2h`) in nanoseconds.
@@ -650,6 +672,57 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.message.contains("Unknown flag: mount"), "{e}");
+    }
+
+    #[test]
+    fn expose_reads_ports_ranges_and_protocols_like_dockerd() {
+        assert_eq!(
+            exposed_ports("8080-8082/UDP").unwrap(),
+            ["8080/udp", "8081/udp", "8082/udp"]
+        );
+        assert_eq!(exposed_ports("53").unwrap(), ["53/tcp"]);
+        assert_eq!(
+            exposed_ports("0x50").unwrap_err(),
+            "Invalid containerPort: 0x50"
+        );
+        assert_eq!(
+            exposed_ports("70000").unwrap_err(),
+            "Invalid containerPort: 70000"
+        );
+        assert_eq!(
+            exposed_ports("9-8").unwrap_err(),
+            "Invalid containerPort: 9-8"
+        );
+        assert_eq!(exposed_ports("80/xyz").unwrap_err(), "Invalid proto: xyz");
+        // A word that expands to nothing exposes nothing.
+        let (st, acts, _) = run("FROM b\nEXPOSE $NONE 81\n", &[]);
+        assert_eq!(st.config["ExposedPorts"], json!({"81/tcp": {}}));
+        assert_eq!(
+            acts[0],
+            Action::Config {
+                comment: "EXPOSE 81".into()
+            }
+        );
+    }
+
+    #[test]
+    fn empty_cmd_is_the_shell_and_empty_entrypoint_unsets() {
+        let (st, _, _) = run("FROM b\nCMD\n", &[]);
+        assert_eq!(st.config["Cmd"], json!(["/bin/sh", "-c"]));
+        let (st, _, _) = run("FROM b\nENTRYPOINT [\"/e\"]\nENTRYPOINT\n", &[]);
+        assert_eq!(st.config["Entrypoint"], Value::Null);
+    }
+
+    #[test]
+    fn onbuild_keeps_the_trigger_as_written() {
+        let (st, acts, _) = run("FROM b\nonbuild   run echo hi\n", &[]);
+        assert_eq!(st.config["OnBuild"], json!(["run echo hi"]));
+        assert_eq!(
+            acts[0],
+            Action::Config {
+                comment: "ONBUILD run echo hi".into()
+            }
+        );
     }
 
     #[test]

@@ -267,14 +267,39 @@ fn access(mapping: &DeviceMapping) -> Result<String> {
     Ok(kept)
 }
 
+/// One device cgroup rule: allow or deny `access` (`r`, `w`, `m` letters) to devices of
+/// type `typ` with these numbers, where `None` is any (`*`: the OCI spec reads an absent
+/// number so). The one place rules are built: the default rules, `--device` and
+/// `--device-cgroup-rule` all come through here.
+pub(crate) fn cgroup_rule(
+    allow: bool,
+    typ: LinuxDeviceType,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> Result<LinuxDeviceCgroup> {
+    let mut b = LinuxDeviceCgroupBuilder::default()
+        .allow(allow)
+        .typ(typ)
+        .access(access);
+    if let Some(m) = major {
+        b = b.major(m);
+    }
+    if let Some(m) = minor {
+        b = b.minor(m);
+    }
+    Ok(b.build()?)
+}
+
+/// The rule that lets the container use `node` with `access`.
 fn allow_rule(node: &LinuxDevice, access: &str) -> Result<LinuxDeviceCgroup> {
-    Ok(LinuxDeviceCgroupBuilder::default()
-        .allow(true)
-        .typ(node.typ())
-        .major(node.major())
-        .minor(node.minor())
-        .access(access)
-        .build()?)
+    cgroup_rule(
+        true,
+        node.typ(),
+        Some(node.major()),
+        Some(node.minor()),
+        access,
+    )
 }
 
 /// Parses one `--device-cgroup-rule` as dockerd 20.10 does: `TYPE MAJOR:MINOR ACCESS` with
@@ -319,17 +344,7 @@ pub(crate) fn parse_cgroup_rule(rule: &str) -> Result<LinuxDeviceCgroup> {
             })
     };
     let (major, minor) = (number(major, "major")?, number(minor, "minor")?);
-    let mut b = LinuxDeviceCgroupBuilder::default()
-        .allow(true)
-        .typ(typ)
-        .access(access);
-    if let Some(m) = major {
-        b = b.major(m);
-    }
-    if let Some(m) = minor {
-        b = b.minor(m);
-    }
-    Ok(b.build()?)
+    cgroup_rule(true, typ, major, minor, access)
 }
 
 /// Go's text of a system error (`no such file or directory`), which dockerd's message uses.
@@ -617,6 +632,15 @@ mod tests {
             bad("c 1:99999999999999999999 r"),
             "invalid minor value in device cgroup rule format: 'c 1:99999999999999999999 r'"
         );
+    }
+
+    #[test]
+    fn absent_numbers_in_a_rule_mean_any() {
+        let r = cgroup_rule(false, LinuxDeviceType::A, None, None, "rwm").unwrap();
+        assert_eq!(rule_text(&r), "deny A *:* rwm");
+        let r = cgroup_rule(true, LinuxDeviceType::C, Some(136), None, "rw").unwrap();
+        assert_eq!(rule_text(&r), "allow C 136:* rw");
+        assert_eq!((r.major(), r.minor()), (Some(136), None));
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use corral_core::container::HostSpec;
 use oci_spec::runtime::{
     LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
-    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder, LinuxPidsBuilder,
-    LinuxResources, LinuxResourcesBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
+    LinuxDeviceType, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
+    PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
 };
 
 use super::error::{Result, SpecError};
@@ -84,23 +84,7 @@ pub(crate) fn default_devices() -> Result<Vec<LinuxDevice>> {
 /// any node and use of the default devices, `/dev/console`, the pty devices and `/dev/net/tun`
 /// (what runc appends to Docker's rules).
 pub(crate) fn device_rules(privileged: bool) -> Result<Vec<LinuxDeviceCgroup>> {
-    let rule = |allow: bool,
-                typ: LinuxDeviceType,
-                major: Option<i64>,
-                minor: Option<i64>,
-                access: &str| {
-        let mut b = LinuxDeviceCgroupBuilder::default()
-            .allow(allow)
-            .typ(typ)
-            .access(access);
-        if let Some(m) = major {
-            b = b.major(m);
-        }
-        if let Some(m) = minor {
-            b = b.minor(m);
-        }
-        b.build()
-    };
+    use super::devices::cgroup_rule as rule;
     if privileged {
         return Ok(vec![rule(true, LinuxDeviceType::A, None, None, "rwm")?]);
     }

@@ -402,6 +402,34 @@ impl LocalEngine {
         let entry = self.lookup(name)?;
         let tag = tag_for(&opts.repo, &opts.tag)?;
         let rec = entry.snapshot();
+        // Bad changes fail before the container is paused or a layer written.
+        let opts = if opts.changes.is_empty() {
+            opts
+        } else {
+            let base = match opts.config.as_ref().and_then(Value::as_object) {
+                Some(c) => c.clone(),
+                None => {
+                    let parent = self
+                        .inner
+                        .images
+                        .read()
+                        .get(&rec.image_id)
+                        .map(|i| i.config.clone())
+                        .ok_or_else(|| Error::NoSuchImage(rec.image_id.clone()))?;
+                    match container_config(&rec, &parent) {
+                        Value::Object(m) => m,
+                        _ => Map::new(),
+                    }
+                }
+            };
+            let config = crate::build::changes::apply_changes(base, &opts.changes)
+                .map_err(|e| Error::InvalidInput(e.message))?;
+            CommitOptions {
+                config: Some(Value::Object(config)),
+                changes: Vec::new(),
+                ..opts
+            }
+        };
         let pause = opts.pause && rec.state.status == corral_core::ContainerStatus::Running;
         if pause {
             self.pause(rec.id.as_str(), true).await?;

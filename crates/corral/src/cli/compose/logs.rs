@@ -300,7 +300,14 @@ async fn follow_until_exit(
                     print_lines(&prefixes[idx], rest.into_iter().collect())?;
                 }
                 let c = mine[idx];
-                let exit = exit_code(ctx, &c.id).await?;
+                let exit = match exit_code(ctx, &c.id).await {
+                    Ok(exit) => exit,
+                    // A container the cascade could not stop (removed meanwhile) has no
+                    // exit code left to read; the code `up` returns is already chosen
+                    // unless it was this one's.
+                    Err(_) if aborting => continue,
+                    Err(e) => return Err(e),
+                };
                 if !aborting {
                     let mut out = std::io::stdout().lock();
                     writeln!(out, "{} exited with code {exit}", c.name)?;
@@ -316,8 +323,7 @@ async fn follow_until_exit(
                     if !aborting {
                         aborting = true;
                         eprintln!("Aborting on container exit...");
-                        for o in mine.iter().rev() {
-                            super::progress("Container", &o.name, "Stopping");
+                        cascade_stop(mine, |o| async move {
                             ctx.raw
                                 .call(
                                     "POST",
@@ -325,9 +331,10 @@ async fn follow_until_exit(
                                     &[],
                                     None,
                                 )
-                                .await?;
-                            super::progress("Container", &o.name, "Stopped");
-                        }
+                                .await
+                                .map(drop)
+                        })
+                        .await;
                     }
                 }
                 continue;
@@ -338,6 +345,30 @@ async fn follow_until_exit(
         }
     }
     Ok(code)
+}
+
+/// Stops `containers` for a cascade, the last one first. As compose does, a container that
+/// cannot be stopped (one removed meanwhile, say) gets a warning and the others are still
+/// stopped; `up` then ends with the exit code it chose. Returns the names of the
+/// containers that could not be stopped.
+async fn cascade_stop<'a, F, Fut>(containers: &[&'a Existing], mut stop: F) -> Vec<String>
+where
+    F: FnMut(&'a Existing) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut failed = Vec::new();
+    for &o in containers.iter().rev() {
+        super::progress("Container", &o.name, "Stopping");
+        match stop(o).await {
+            Ok(()) => super::progress("Container", &o.name, "Stopped"),
+            Err(e) => {
+                super::progress("Container", &o.name, "Error while Stopping");
+                eprintln!("WARN[0000] could not stop container {}: {e:#}", o.name);
+                failed.push(o.name.clone());
+            }
+        }
+    }
+    failed
 }
 
 /// Writes `lines` to stdout, each after `prefix`.
@@ -374,6 +405,40 @@ mod tests {
         assert_eq!(b.push(b"c\n\nd"), vec!["bc", ""]);
         assert_eq!(b.finish().as_deref(), Some("d"));
         assert_eq!(b.finish(), None);
+    }
+
+    fn existing(name: &str) -> Existing {
+        Existing {
+            id: format!("id-{name}"),
+            name: name.to_owned(),
+            service: name.to_owned(),
+            number: 1,
+            oneoff: false,
+            hash: String::new(),
+            state: "running".to_owned(),
+            raw: serde_json::Value::Null,
+        }
+    }
+
+    #[tokio::test]
+    async fn cascade_stop_warns_and_goes_on_when_one_container_fails() {
+        let list = [existing("a"), existing("gone"), existing("c")];
+        let mine: Vec<&Existing> = list.iter().collect();
+        let tried = std::cell::RefCell::new(Vec::new());
+        let failed = cascade_stop(&mine, |o| {
+            tried.borrow_mut().push(o.id.clone());
+            let gone = o.name == "gone";
+            async move {
+                if gone {
+                    anyhow::bail!("No such container: id-gone")
+                }
+                Ok(())
+            }
+        })
+        .await;
+        // Every container is tried, the last first, and only the failure is reported.
+        assert_eq!(*tried.borrow(), ["id-c", "id-gone", "id-a"]);
+        assert_eq!(failed, ["gone"]);
     }
 
     #[test]
