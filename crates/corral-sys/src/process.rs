@@ -43,6 +43,9 @@ pub enum ProcessError {
     /// `fork(2)` or `setsid(2)` failed while detaching.
     #[error("failed to detach from the parent process")]
     Detach(#[source] Errno),
+    /// `fork(2)` failed.
+    #[error("failed to fork")]
+    Fork(#[source] Errno),
     /// Detaching requires a single-threaded process.
     #[error("refusing to fork: the process has {0} threads")]
     NotSingleThreaded(usize),
@@ -342,9 +345,18 @@ pub fn reap_child(block: bool) -> Result<Reaped> {
 /// Receives one file descriptor sent with `SCM_RIGHTS` over a connected unix socket (the
 /// OCI console socket protocol: the runtime sends the pty master this way).
 pub fn recv_fd(socket: BorrowedFd<'_>) -> Result<OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
     let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let (_, received) = recv_with_fds(socket, &mut buf)?;
+    // Extra descriptors, if any, are closed when `received` drops.
+    received.into_iter().next().ok_or(ProcessError::NoFd)
+}
+
+/// Receives one message into `buf` with the descriptors sent along it (`SCM_RIGHTS`, up to
+/// four, made close-on-exec): the byte count and the descriptors. A stream socket's end of
+/// file, or an empty datagram without descriptors, gives `(0, [])`.
+pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
     let mut space = nix::cmsg_space!([RawFd; 4]);
     let message = loop {
         match recvmsg::<UnixAddr>(
@@ -367,8 +379,85 @@ pub fn recv_fd(socket: BorrowedFd<'_>) -> Result<OwnedFd> {
             }
         }
     }
-    // Extra descriptors, if any, are closed when `received` drops.
-    received.into_iter().next().ok_or(ProcessError::NoFd)
+    Ok((message.bytes, received))
+}
+
+/// Takes ownership of this process's standard input, for a process whose stdin is a
+/// socket it serves (the shim zygote). Call once.
+pub fn take_stdin() -> OwnedFd {
+    // SAFETY: fd 0 is open for the life of the process (the parent set it up) and nothing
+    // else in the process owns it; the caller takes it once.
+    unsafe { OwnedFd::from_raw_fd(0) }
+}
+
+/// Rewrites this process's argument area in place, which is what `/proc/self/cmdline` and
+/// `ps` show, with `args` (NUL-separated, cut to the area's size, the rest NULs): for a
+/// process forked from another whose command line would mislead. The area is the one the
+/// kernel set up at `exec`, so the program must have been started with enough room; no
+/// privilege is needed. `std::env::args` reads the new text afterwards.
+///
+/// # Errors
+/// Reading `/proc/self/stat` failed or it did not have the area's bounds.
+pub fn overwrite_cmdline(args: &[&std::ffi::OsStr]) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let bad = || std::io::Error::other("unexpected /proc/self/stat");
+    // Fields after the command name in parentheses start with field 3 (state); the
+    // argument area is fields 48 and 49 (proc_pid_stat(5)).
+    let rest = stat.rfind(')').map(|i| &stat[i + 1..]).ok_or_else(bad)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> std::io::Result<usize> {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(bad)
+    };
+    let (start, end) = (field(48)?, field(49)?);
+    if end <= start {
+        return Err(bad());
+    }
+    let mut text = vec![0u8; end - start];
+    let mut at = 0;
+    for arg in args {
+        let bytes = arg.as_bytes();
+        // Keep the last byte a NUL.
+        let n = bytes.len().min(text.len().saturating_sub(at + 1));
+        text[at..at + n].copy_from_slice(&bytes[..n]);
+        at += n + 1;
+        if at >= text.len() {
+            break;
+        }
+    }
+    // SAFETY: [start, end) is this process's argument area on its own stack, mapped
+    // read-write since exec; `text` has exactly its length. Only `std::env::args`
+    // reads it, and sees the new NUL-separated text.
+    unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), start as *mut u8, text.len()) };
+    Ok(())
+}
+
+/// Which side of [`fork_single_threaded`] the caller is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// In the new process.
+    Child,
+    /// In the calling process; the child's pid.
+    Parent(Pid),
+}
+
+/// Forks the calling process, which must have exactly one thread (so the child is an exact
+/// copy with no lock held by another thread and may run any code).
+pub fn fork_single_threaded() -> Result<Forked> {
+    let threads = thread_count()?;
+    if threads != 1 {
+        return Err(ProcessError::NotSingleThreaded(threads));
+    }
+    // SAFETY: single-threaded (checked above): see the function's documentation.
+    match unsafe { nix::unistd::fork() }.map_err(ProcessError::Fork)? {
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(
+            Pid::new(child.as_raw()).ok_or(ProcessError::Fork(Errno::EINVAL))?,
+        )),
+    }
 }
 
 /// Sets a terminal's window size (`ioctl(TIOCSWINSZ)`, tty_ioctl(4)).

@@ -45,6 +45,11 @@ fn main() -> ExitCode {
         let code = corral_runtime::shim::shim_main(raw[2..].iter().cloned());
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
+    // The daemon's pre-started shim launcher: single-threaded too, it forks shims.
+    if raw.get(1).map(String::as_str) == Some(corral_runtime::shim::ZYGOTE_SUBCOMMAND) {
+        let code = corral_runtime::shim::zygote_main();
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {

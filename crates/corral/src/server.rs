@@ -244,6 +244,11 @@ pub(crate) fn run(args: ServerArgs, hosts: &[String]) -> ExitCode {
 async fn serve(cfg: EngineConfig, plan: ListenPlan) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.run_dir)
         .with_context(|| format!("creating {}", cfg.run_dir.display()))?;
+    // Shims are forked from a pre-started launcher instead of executing this binary per
+    // container (falls back to executing it when the zygote is unavailable).
+    if std::env::var_os("CORRAL_SHIM_ZYGOTE").is_none_or(|v| v != "0") {
+        corral_runtime::shim::start_zygote(&cfg.shim_exe, &cfg.run_dir);
+    }
     let engine = LocalEngine::open(cfg)
         .await
         .context("starting the engine")?;

@@ -660,3 +660,83 @@ fn rm_container_layer_is_volatile_and_survives_a_restart() {
             && env.docker(&["inspect", &rm]).code == Some(1)
     );
 }
+
+/// Processes as `(pid, ppid, command line)`.
+fn processes() -> Vec<(u32, u32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let (Ok(stat), Ok(cmdline)) = (
+            std::fs::read_to_string(e.path().join("stat")),
+            std::fs::read(e.path().join("cmdline")),
+        ) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // A zombie is gone for this test's purposes.
+        if fields.first() == Some(&"Z") {
+            continue;
+        }
+        let ppid = fields.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        out.push((pid, ppid, cmdline.trim().to_owned()));
+    }
+    out
+}
+
+/// Corral forks shims from a pre-started launcher (the zygote, a child of the daemon) instead
+/// of executing its binary per container; `ps` shows each shim as `corral shim --id ID …`. A
+/// killed zygote only costs speed: the next start executes the binary, the one after starts a
+/// new zygote, and the dead one is reaped.
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn shims_come_from_the_zygote_which_is_replaced_when_killed() {
+    if corral_testkit::SubjectKind::from_env().ok() == Some(corral_testkit::SubjectKind::Docker) {
+        return;
+    }
+    let mut env = Env::new();
+    let (daemon, run_dir) = {
+        let d = env.subject.corral().expect("a corral subject");
+        (d.pid(), d.run_dir().display().to_string())
+    };
+    let marker = format!("shim-zygote --run-dir {run_dir}");
+    let zygotes = || -> Vec<u32> {
+        processes()
+            .into_iter()
+            .filter(|(_, ppid, cmd)| *ppid == daemon && cmd.contains(&marker))
+            .map(|(pid, ..)| pid)
+            .collect()
+    };
+    let first = zygotes();
+    assert_eq!(first.len(), 1, "one zygote under the daemon: {first:?}");
+
+    let c = env.sleeper("zygote", &[]);
+    let id = env.inspect("{{.Id}}", &c);
+    let shim = format!("corral shim --id {id} --bundle {run_dir}");
+    assert!(
+        processes().iter().any(|(_, _, cmd)| cmd.starts_with(&shim)),
+        "no process shows as `{shim}`"
+    );
+
+    let status = std::process::Command::new("kill")
+        .args(["-9", &first[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let after_kill = env.sleeper("zygote-gone", &[]);
+    assert_eq!(env.inspect("{{.State.Status}}", &after_kill), "running");
+    let again = env.sleeper("zygote-new", &[]);
+    assert_eq!(env.inspect("{{.State.Status}}", &again), "running");
+    let now = zygotes();
+    assert_eq!(now.len(), 1, "a new zygote: {now:?}");
+    assert_ne!(now[0], first[0]);
+    assert!(
+        !processes().iter().any(|(pid, ..)| *pid == first[0]),
+        "the killed zygote was not reaped"
+    );
+}

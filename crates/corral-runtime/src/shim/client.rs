@@ -15,6 +15,7 @@ use super::protocol::{
     ExitStatus, LaunchReport, Request, Response, ShimState, WireErrorKind, EXIT_FILE, LAUNCH_FILE,
     SHIM_LOG_FILE, SHIM_PID_FILE, SOCKET_FILE,
 };
+use super::zygote::{ShimZygote, ZygoteError};
 
 /// How long `launch` waits for the container to be created.
 pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -58,6 +59,52 @@ pub struct AttachStream {
     stream: UnixStream,
 }
 
+/// The daemon's shim zygote, once [`start_zygote`] has run.
+static ZYGOTE: std::sync::OnceLock<ShimZygote> = std::sync::OnceLock::new();
+
+/// Starts the shim zygote of `exe` (see [`super::zygote`]): later launches of `exe` fork
+/// it instead of executing the binary. Call once, at daemon start.
+pub fn start_zygote(exe: &Path, run_dir: &Path) {
+    if ZYGOTE.get().is_none() {
+        let _ = ZYGOTE.set(ShimZygote::start(exe, run_dir));
+    }
+}
+
+/// Launches `corral shim <args>` as a fork of the zygote, with the launch-report pipe as its
+/// stdout and `log` as its stderr: the launcher's exit code and the pipe's read end;
+/// `Ok(None)` when the zygote could not be used (the caller executes the binary).
+async fn launch_by_zygote(
+    zygote: &'static ShimZygote,
+    args: &ShimArgs,
+    log: &std::fs::File,
+) -> Result<Option<(i32, tokio::net::unix::pipe::Receiver)>> {
+    let unavailable = |err: &dyn std::fmt::Display| {
+        tracing::warn!(error = %err, "shim zygote unavailable; executing the shim");
+        Ok(None)
+    };
+    let (read, write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(err) => return unavailable(&err),
+    };
+    let log: std::os::fd::OwnedFd = match log.try_clone() {
+        Ok(f) => f.into(),
+        Err(err) => return unavailable(&err),
+    };
+    let argv = args.to_args();
+    // The zygote holds its copies only until it has forked; ours go with this closure.
+    let launched = tokio::task::spawn_blocking(move || zygote.launch(&argv, &write, &log))
+        .await
+        .map_err(|e| ShimError::Remote(format!("shim zygote launch task: {e}")))?;
+    let code = match launched {
+        Ok(code) => code,
+        Err(err @ ZygoteError::Unavailable(_)) => return unavailable(&err),
+        Err(err @ ZygoteError::Lost(_)) => return Err(ShimError::Remote(err.to_string())),
+    };
+    let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(read)
+        .map_err(ShimError::io("watch the shim's launch pipe"))?;
+    Ok(Some((code, pipe)))
+}
+
 // === impl ShimClient ===
 
 impl ShimClient {
@@ -89,29 +136,48 @@ impl ShimClient {
             .map_err(ShimError::io("open the shim log"))?;
         // stdout is a pipe the shim keeps until its launch report is written (it then points
         // stdout at /dev/null, or exits): its end of file wakes the wait below at once.
-        let mut child = tokio::process::Command::new(exe)
-            .arg("shim")
-            .args(args.to_args())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(shim_log))
-            .kill_on_drop(false)
-            .spawn()
-            .map_err(ShimError::io(format!("run {}", exe.display())))?;
-        let mut reported = child.stdout.take();
-        // The launched process forks the real shim and exits at once.
-        let status = tokio::time::timeout(REQUEST_TIMEOUT, child.wait())
-            .await
-            .map_err(|_| ShimError::Timeout {
-                state_dir: state_dir.clone(),
-                seconds: REQUEST_TIMEOUT.as_secs(),
-            })?
-            .map_err(ShimError::io("wait for the shim launcher"))?;
-        if !status.success() {
-            return Err(ShimError::Remote(format!(
-                "shim exited with {status}: {}",
-                shim_log_tail(&state_dir).await
-            )));
+        let zygote = ZYGOTE.get().filter(|z| z.exe() == exe);
+        let by_zygote = match zygote {
+            Some(z) => launch_by_zygote(z, args, &shim_log).await?,
+            None => None,
+        };
+        let mut reported: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>;
+        if let Some((code, pipe)) = by_zygote {
+            reported = Some(Box::new(pipe));
+            if code != 0 {
+                return Err(ShimError::Remote(format!(
+                    "shim exited with exit status: {code}: {}",
+                    shim_log_tail(&state_dir).await
+                )));
+            }
+        } else {
+            let mut child = tokio::process::Command::new(exe)
+                .arg("shim")
+                .args(args.to_args())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::from(shim_log))
+                .kill_on_drop(false)
+                .spawn()
+                .map_err(ShimError::io(format!("run {}", exe.display())))?;
+            reported = child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
+            // The launched process forks the real shim and exits at once.
+            let status = tokio::time::timeout(REQUEST_TIMEOUT, child.wait())
+                .await
+                .map_err(|_| ShimError::Timeout {
+                    state_dir: state_dir.clone(),
+                    seconds: REQUEST_TIMEOUT.as_secs(),
+                })?
+                .map_err(ShimError::io("wait for the shim launcher"))?;
+            if !status.success() {
+                return Err(ShimError::Remote(format!(
+                    "shim exited with {status}: {}",
+                    shim_log_tail(&state_dir).await
+                )));
+            }
         }
         let deadline = tokio::time::Instant::now() + timeout;
         let mut delay = Duration::from_millis(2);

@@ -24,9 +24,12 @@ mod runc;
 mod runtime;
 mod seccomp_program;
 mod server;
+mod zygote;
 
 pub use args::{RuntimeKind, ShimArgs};
-pub use client::{AttachOptions, AttachStream, ExecStream, ShimClient, LAUNCH_TIMEOUT};
+pub use client::{
+    start_zygote, AttachOptions, AttachStream, ExecStream, ShimClient, LAUNCH_TIMEOUT,
+};
 pub use error::{create_failure_exit_code, Result, ShimError};
 pub use libcontainer::Libcontainer;
 pub use protocol::{ContainerStatus, ExitStatus, ShimState};
@@ -36,3 +39,4 @@ pub use runtime::{
 };
 pub use seccomp_program::{write_seccomp_program, SECCOMP_PROGRAM_FILE};
 pub use server::shim_main;
+pub use zygote::{zygote_main, ShimZygote, ZygoteError, ZYGOTE_SUBCOMMAND};
