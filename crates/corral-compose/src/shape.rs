@@ -519,43 +519,12 @@ impl<'de> Deserialize<'de> for Ulimit {
     }
 }
 
-/// Parses a Go duration (`1h2m3.5s`, `300ms`, `10us`, a bare `0`) into nanoseconds.
+/// Parses a non-negative Go duration (`1h2m3.5s`, `300ms`, `10us`, a bare `0`) into
+/// nanoseconds.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let bad = || format!("invalid duration {s:?} (expected e.g. 30s, 1m30s, 500ms)");
-    if s == "0" {
-        return Ok(0);
-    }
-    let mut rest = s;
-    let mut total: f64 = 0.0;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += n * mult;
-        rest = &rest[unit_len..];
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // non-negative, bounded
-    Ok(total as u64)
+    corral_core::duration::parse_go_duration(s)
+        .and_then(|ns| u64::try_from(ns).ok())
+        .ok_or_else(|| format!("invalid duration {s:?} (expected e.g. 30s, 1m30s, 500ms)"))
 }
 
 /// Parses a byte size as compose does (`b`, `k`/`kb`, `m`/`mb`, `g`/`gb`, binary units).

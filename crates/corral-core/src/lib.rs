@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod container;
+pub mod duration;
 pub mod error;
 pub mod event;
 pub mod health;

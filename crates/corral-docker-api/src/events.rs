@@ -151,37 +151,11 @@ pub(crate) fn parse_event_time(s: &str, now: DateTime<Utc>) -> ApiResult<Option<
     Ok(Some(now - d))
 }
 
-/// Go's `time.ParseDuration` for non-negative values made of `h`, `m`, `s`, `ms`, `us`, `ns`.
+/// Go's `time.ParseDuration` for non-negative values.
 fn parse_go_duration(s: &str) -> Option<chrono::Duration> {
-    let mut total = chrono::Duration::zero();
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&n| n > 0)?;
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let nanos_per = match &rest[..unit_len] {
-            "h" => 3_600e9,
-            "m" => 60e9,
-            "s" => 1e9,
-            "ms" => 1e6,
-            "us" | "µs" => 1e3,
-            "ns" => 1.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        #[allow(clippy::cast_possible_truncation)]
-        let nanos = (value * nanos_per) as i64;
-        total += chrono::Duration::nanoseconds(nanos);
-    }
-    Some(total)
+    corral_core::duration::parse_go_duration(s)
+        .filter(|ns| *ns >= 0)
+        .map(chrono::Duration::nanoseconds)
 }
 
 pub(crate) async fn events(

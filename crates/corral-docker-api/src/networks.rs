@@ -270,25 +270,9 @@ pub(crate) struct PruneQuery {
     filters: Option<String>,
 }
 
-/// A Go duration (`24h`, `1h30m`, `90s`) in seconds.
+/// A Go duration (`24h`, `1h30m`, `90s`) in whole seconds.
 fn go_duration(s: &str) -> Option<i64> {
-    let mut total = 0i64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: i64 = num.parse().ok()?;
-        num.clear();
-        total += n * match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-    }
-    num.is_empty().then_some(total)
+    corral_core::duration::parse_go_duration(s).map(|ns| ns / 1_000_000_000)
 }
 
 /// `until`: a Unix timestamp, an RFC 3339 time or a duration before now.

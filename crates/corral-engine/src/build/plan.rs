@@ -522,39 +522,9 @@ pub fn exposed_ports(word: &str) -> Result<Vec<String>, String> {
     Ok((start..=end).map(|p| format!("{p}/{proto_lc}")).collect())
 }
 
-/// A Go duration (`30s`, `1m30s`, `500ms`, `2h`) in nanoseconds.
+/// A non-negative Go duration (`30s`, `1m30s`, `500ms`, `2h`) in nanoseconds.
 pub fn duration_ns(s: &str) -> Option<i64> {
-    let mut total: f64 = 0.0;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    if rest == "0" {
-        return Some(0);
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&n| n > 0)?;
-        let num: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += num * mult;
-        rest = &rest[u..];
-    }
-    #[allow(clippy::cast_possible_truncation)]
-    Some(total as i64)
+    corral_core::duration::parse_go_duration(s.trim()).filter(|ns| *ns >= 0)
 }
 
 #[cfg(test)]

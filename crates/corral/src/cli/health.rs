@@ -88,46 +88,8 @@ impl HealthFlags {
 
 /// Go's `time.ParseDuration` (`1m30s`, `500ms`, `-1s`, `0`) in nanoseconds.
 pub(crate) fn go_duration_ns(flag: &str, v: &str) -> Result<i64, FlagError> {
-    let bad = || FlagError::new(flag, v, format!("time: invalid duration {v:?}"));
-    let (neg, mut rest) = match v.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, v.strip_prefix('+').unwrap_or(v)),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&n| n > 0)
-            .ok_or_else(bad)?;
-        let value: f64 = rest[..n].parse().map_err(|_| bad())?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "h" => 3_600e9,
-            "m" => 60e9,
-            "s" => 1e9,
-            "ms" => 1e6,
-            "us" | "µs" => 1e3,
-            "ns" => 1.0,
-            _ => return Err(bad()),
-        };
-        rest = &rest[u..];
-        total += value * unit;
-    }
-    if total > 9.2e18 {
-        return Err(bad());
-    }
-    #[allow(clippy::cast_possible_truncation)]
-    let ns = total.round() as i64;
-    Ok(if neg { -ns } else { ns })
+    corral_core::duration::parse_go_duration(v)
+        .ok_or_else(|| FlagError::new(flag, v, format!("time: invalid duration {v:?}")))
 }
 
 #[cfg(test)]
