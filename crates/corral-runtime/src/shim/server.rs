@@ -40,6 +40,8 @@ const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 const EXIT_GRACE: Duration = Duration::from_secs(10);
 /// How long it stays after the first `wait` reply, for other waiters.
 const AFTER_WAIT_GRACE: Duration = Duration::from_millis(300);
+/// How long a started container runs before the shim drops the code it no longer needs.
+const TRIM_DELAY: Duration = Duration::from_secs(1);
 
 /// Entry point of `corral shim`: call it from `main` with the arguments after `shim`,
 /// before any thread or async runtime exists. Returns the process exit code.
@@ -467,7 +469,8 @@ fn accept_loop(shim: &Arc<Shim>, listener: &UnixListener) {
 
 /// Once the container runs, the code that created and started it (runtime, spec parsing,
 /// seccomp) does not run again: its pages need not stay resident in every shim. Called
-/// after the start reply is written, off the daemon's path.
+/// after the start reply is written, once the container has run a while, off the daemon's
+/// path.
 fn trim_resident_code() {
     match corral_sys::memory::trim_executable_pages() {
         Ok(bytes) => tracing::debug!(bytes, "trimmed the shim's resident code"),
@@ -579,9 +582,27 @@ impl Shim {
                 };
                 let _ = write_response(&mut writer, &response);
                 if started && matches!(response, Response::Ok) {
-                    trim_resident_code();
+                    drop((writer, reader));
+                    self.trim_once_settled();
                 }
             }
+        }
+    }
+
+    /// Trims the shim's resident code ([`trim_resident_code`]) once the container has run for
+    /// [`TRIM_DELAY`]; a container that exits sooner is never trimmed. Dropping the pages
+    /// right after the start made the exit path of a short-lived container fault its code
+    /// back in (and read `/proc/self/smaps` beside it): trimming only pays for a shim that
+    /// stays.
+    fn trim_once_settled(&self) {
+        let mut exit = self.exit.lock();
+        if exit.is_none() {
+            self.exited.wait_for(&mut exit, TRIM_DELAY);
+        }
+        let running = exit.is_none();
+        drop(exit);
+        if running {
+            trim_resident_code();
         }
     }
 

@@ -41,6 +41,9 @@ const TITLE_ROOM: usize = 384;
 /// Largest request (the arguments of one shim).
 const MAX_REQUEST: usize = 64 * 1024;
 
+/// How long the zygote waits without a request before it trims its resident code.
+const IDLE_BEFORE_TRIM: Duration = Duration::from_secs(1);
+
 /// How long the daemon waits for the launcher's exit status.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -53,12 +56,18 @@ pub fn zygote_main() -> i32 {
     let own: Vec<OsString> = std::env::args_os().take(4).collect();
     let own: Vec<&std::ffi::OsStr> = own.iter().map(OsString::as_os_str).collect();
     let _ = corral_sys::process::overwrite_cmdline(&own);
+    // Keep only the pages it uses resident (the loader touched much of the binary; forked
+    // shims fault in what they run either way): at start, then whenever it has been idle for
+    // a while after launches, never between a launch and the shim's container start (the
+    // trim's CPU would compete with the shim on a small host).
+    let _ = corral_sys::memory::trim_executable_pages();
     loop {
-        // Idle between launches: keep only the pages it uses resident (the loader touched
-        // much of the binary; forked shims fault in what they run either way).
-        let _ = corral_sys::memory::trim_executable_pages();
         match serve_one(&sock) {
-            Ok(true) => {}
+            Ok(true) => {
+                if !readable_within(&sock, IDLE_BEFORE_TRIM) {
+                    let _ = corral_sys::memory::trim_executable_pages();
+                }
+            }
             Ok(false) => return 0,
             Err(err) => {
                 eprintln!("corral shim-zygote: {err}");
@@ -66,6 +75,15 @@ pub fn zygote_main() -> i32 {
             }
         }
     }
+}
+
+/// Whether a request (or the end of file) arrives on `sock` within `timeout`.
+fn readable_within(sock: &OwnedFd, timeout: Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+    // An interrupted or failed poll counts as readable: the blocking receive decides.
+    !matches!(poll(&mut fds, PollTimeout::from(millis)), Ok(0))
 }
 
 /// Serves one request; `Ok(false)` at end of file.
