@@ -35,13 +35,19 @@ impl CgroupProbe {
 
     /// Reads `linux.cgroupsPath` from a bundle's `config.json`.
     pub(crate) fn cgroups_path_of(bundle: &Path) -> Option<String> {
-        let text = std::fs::read_to_string(bundle.join("config.json")).ok()?;
-        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-        value
-            .get("linux")?
-            .get("cgroupsPath")?
-            .as_str()
-            .map(str::to_owned)
+        /// Only the one field: the rest of the spec is skipped, not built into a tree.
+        #[derive(serde::Deserialize)]
+        struct Spec {
+            linux: Option<Linux>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Linux {
+            #[serde(rename = "cgroupsPath")]
+            cgroups_path: Option<String>,
+        }
+        let bytes = std::fs::read(bundle.join("config.json")).ok()?;
+        let spec: Spec = serde_json::from_slice(&bytes).ok()?;
+        spec.linux?.cgroups_path
     }
 
     /// Whether the OOM killer killed a process in the cgroup (`oom_kill` counter of

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::fs;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -221,7 +221,16 @@ impl State {
             }
         })?;
 
-        let state: Self = serde_json::from_reader(BufReader::new(state_file)).map_err(|err| {
+        // Corral patch: read whole, then parse (faster than serde_json's reader path).
+        let mut bytes = Vec::new();
+        let mut state_file = state_file;
+        std::io::Read::read_to_end(&mut state_file, &mut bytes).map_err(|err| {
+            StateError::OpenStateFile {
+                state_file_path: state_file_path.to_owned(),
+                source: err,
+            }
+        })?;
+        let state: Self = serde_json::from_slice(&bytes).map_err(|err| {
             tracing::error!(
                 ?state_file_path,
                 %err,

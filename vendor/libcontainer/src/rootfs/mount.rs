@@ -597,12 +597,12 @@ impl Mount {
             })?;
 
             if src.is_dir() {
-                root.mkdir_all(container_dest, &dir_perm)?;
+                ensure_dir_in_root(&root, container_dest, &dir_perm)?;
             } else {
                 let parent = container_dest
                     .parent()
                     .ok_or(MountError::Custom("destination has no parent".to_string()))?;
-                root.mkdir_all(parent, &dir_perm)?;
+                ensure_dir_in_root(&root, parent, &dir_perm)?;
 
                 match root.create_file(
                     container_dest,
@@ -623,7 +623,7 @@ impl Mount {
 
             src
         } else {
-            root.mkdir_all(container_dest, &dir_perm)?;
+            ensure_dir_in_root(&root, container_dest, &dir_perm)?;
             PathBuf::from(source)
         };
 
@@ -1012,6 +1012,25 @@ pub fn find_parent_mount(
             MountError::Custom(format!("can't find the parent mount of {:?}", rootfs))
         })?;
     Ok(parent_mount_info)
+}
+
+/// (Corral patch) `root.mkdir_all(path, perm)`, skipped when `path` already resolves (inside
+/// `root`, as `mkdir_all` resolves it) to a directory. `mkdir_all` re-opens even an existing
+/// directory through procfs, with its checks (a dozen system calls); most mount
+/// destinations (`/proc`, `/dev`, `/sys`, `/etc`) exist in the image. Anything else (a
+/// missing path, a non-directory, a resolution error) goes to `mkdir_all`, which creates the
+/// directories or reports the error exactly as before.
+fn ensure_dir_in_root(root: &Root, path: &Path, perm: &Permissions) -> Result<()> {
+    if let Ok(handle) = root.resolve(path) {
+        let owned: OwnedFd = handle.into();
+        if let Ok(stat) = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&owned)) {
+            if stat.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                return Ok(());
+            }
+        }
+    }
+    root.mkdir_all(path, perm)?;
+    Ok(())
 }
 
 #[cfg(test)]
