@@ -586,6 +586,16 @@ impl Mounts for LinuxMounts {
     }
 
     fn is_mounted(&self, target: &Path) -> io::Result<bool> {
+        // The own mount table: one `statx` answers (the daemon's table grows with every
+        // running container, and was parsed twice per container run).
+        if self.mountinfo == Path::new(PROC_SELF_MOUNTINFO) {
+            match mount_root_attribute(target) {
+                Ok(Some(root)) => return Ok(root),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                // Too old a kernel for the attribute, or another failure: read the table.
+                Ok(None) | Err(_) => {}
+            }
+        }
         let text = std::fs::read_to_string(&self.mountinfo)?;
         // The table holds resolved paths; a missing target is not mounted.
         let target = match std::fs::canonicalize(target) {
@@ -595,6 +605,35 @@ impl Mounts for LinuxMounts {
         };
         Ok(parse_mountinfo(&text).contains(&target))
     }
+}
+
+/// Whether `path` (its final symlink followed, as the mount table lists resolved paths) is
+/// the root of a mount, from `statx`'s `STATX_ATTR_MOUNT_ROOT` (Linux 5.8+); `None` when the
+/// kernel does not report that attribute.
+fn mount_root_attribute(path: &Path) -> io::Result<Option<bool>> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: zeroed `statx` is a valid output buffer for the call below.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is NUL-terminated and `stx` is a writable `statx`; both outlive the
+    // call.
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            libc::AT_NO_AUTOMOUNT,
+            libc::STATX_TYPE,
+            &mut stx,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flag = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if stx.stx_attributes_mask & flag == 0 {
+        return Ok(None);
+    }
+    Ok(Some(stx.stx_attributes & flag != 0))
 }
 
 // === impl FakeMounts ===
@@ -874,6 +913,17 @@ mod tests {
         assert!(!mounts.is_mounted(&dir).unwrap());
         assert!(!mounts.is_mounted(&dir.join("missing")).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn linux_is_mounted_knows_mount_roots_of_its_own_table() {
+        let mounts = LinuxMounts::new();
+        // `/proc` is a mount root wherever the tests run; a directory inside it is not.
+        assert!(mounts.is_mounted(Path::new("/proc")).unwrap());
+        assert!(!mounts.is_mounted(Path::new("/proc/self/fd")).unwrap());
+        assert!(!mounts
+            .is_mounted(Path::new("/nonexistent-corral-mount-test"))
+            .unwrap());
     }
 
     #[test]
