@@ -46,6 +46,12 @@ impl LiveRestoreDockerd {
             serde_json::to_vec(&serde_json::json!({ "deprecated-key-path": t.join("key.json") }))?,
         )?;
         let log = File::create(t.join("dockerd.log"))?;
+        // The exec root (containerd's state and bundles) on tmpfs, as `/run/docker` is on a
+        // default install; the drop's sweep detaches it.
+        let exec_root = t.join("e");
+        std::fs::create_dir_all(&exec_root)?;
+        corral_testkit::mount_tmpfs(&exec_root).context("tmpfs exec root")?;
+        let _unmount_unless_started = scopeguard_unmount(&exec_root);
         let child = Command::new(DOCKERD_BIN)
             .arg("--config-file")
             .arg(&config)
@@ -76,6 +82,7 @@ impl LiveRestoreDockerd {
             .stderr(log)
             .spawn()
             .context("spawn dockerd")?;
+        std::mem::forget(_unmount_unless_started);
         let mut d = LiveRestoreDockerd {
             child,
             instance,
@@ -148,4 +155,16 @@ impl Drop for LiveRestoreDockerd {
             drop(root);
         }
     }
+}
+
+/// Detaches the tmpfs on `dir` when dropped (a start that failed before the daemon existed);
+/// forgotten once the daemon runs, whose drop sweeps it.
+fn scopeguard_unmount(dir: &std::path::Path) -> impl Drop + '_ {
+    struct Guard<'a>(&'a std::path::Path);
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            corral_testkit::unmount_tmpfs(self.0);
+        }
+    }
+    Guard(dir)
 }

@@ -56,7 +56,7 @@ pub(crate) fn record_state(line: &str) {
 impl Engine {
     /// Starts the reference dockerd (live-restore off, no bridge, no iptables).
     pub(crate) fn dockerd(registry: &str) -> Result<Self> {
-        let d = RefDockerd::start(&[registry.to_owned()])?;
+        let d = RefDockerd::start_with(&[registry.to_owned()], true)?;
         let root = d.root().to_path_buf();
         let cgroup = format!("corral-{}", d.instance());
         Self::finish(
@@ -118,6 +118,7 @@ impl Engine {
             insecure_registries: vec![registry.to_owned()],
             extra_args: vec!["--default-runtime".into(), runtime.into()],
             instance: Some(instance),
+            run_dir_tmpfs: true,
             ..DaemonOptions::default()
         })?;
         let root = d

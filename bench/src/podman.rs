@@ -90,6 +90,10 @@ impl PodmanState {
             .context("podman root")?;
         let path = root.path().to_path_buf();
         record_state(&format!("root {}", path.display()));
+        // The run root on tmpfs, as `/run/containers` is on a default install; the drop's
+        // sweep (and the benchmark's backstop) detaches it as a mount below the root.
+        std::fs::create_dir_all(path.join("run"))?;
+        corral_testkit::mount_tmpfs(&path.join("run")).context("tmpfs run root")?;
         let cgroup = format!("corral-bench-podman-{}", corral_testkit::unique_instance());
         record_state(&format!("cgroup {cgroup}"));
         let me = std::env::current_exe().context("path of the benchmark binary")?;

@@ -103,6 +103,9 @@ pub struct DaemonOptions {
     /// holder process keeps the namespace alive across [`TestDaemon::kill9_and_restart`];
     /// the leak check reads the namespace's mount table.
     pub cgroup_v2_view: bool,
+    /// Put the run directory on its own tmpfs, as `/run/corral` is on a default install
+    /// (the benchmark does; tests keep it on the temporary directory's file system).
+    pub run_dir_tmpfs: bool,
 }
 
 /// A private mount namespace with a cgroup2 `/sys/fs/cgroup`, kept alive by a `sleep`.
@@ -173,6 +176,19 @@ pub struct TestDaemon {
     command: (PathBuf, Vec<std::ffi::OsString>),
     /// The cgroup v2 view the daemon runs in, dropped after it and its sweep.
     view: Option<CgroupV2View>,
+    /// The tmpfs on the run directory ([`DaemonOptions::run_dir_tmpfs`]), detached after
+    /// the sweep.
+    run_tmpfs: Option<TmpfsGuard>,
+}
+
+/// Detaches a tmpfs [`crate::sweep::mount_tmpfs`] mounted, when dropped.
+#[derive(Debug)]
+struct TmpfsGuard(PathBuf);
+
+impl Drop for TmpfsGuard {
+    fn drop(&mut self) {
+        crate::sweep::unmount_tmpfs(&self.0);
+    }
 }
 
 impl TestDaemon {
@@ -195,6 +211,13 @@ impl TestDaemon {
         let run_dir = root.path().join("r");
         std::fs::create_dir_all(&data_dir)?;
         std::fs::create_dir_all(&run_dir)?;
+        let run_tmpfs = if opts.run_dir_tmpfs {
+            crate::sweep::mount_tmpfs(&run_dir)
+                .with_context(|| format!("mount a tmpfs on {}", run_dir.display()))?;
+            Some(TmpfsGuard(run_dir.clone()))
+        } else {
+            None
+        };
         let log = root.path().join("daemon.log");
         let log_file = File::create(&log)?;
         let view = if opts.cgroup_v2_view {
@@ -256,6 +279,7 @@ impl TestDaemon {
             root: Some(root),
             command,
             view,
+            run_tmpfs,
         };
         let socket = d.socket();
         wait_ping(&mut d.child, "corral server", &socket, &d.log)?; // Drop cleans up on error.
@@ -399,6 +423,7 @@ impl Drop for TestDaemon {
             sweep.run();
             // Its mounts go with the namespace, once the sweep killed every process in it.
             drop(self.view.take());
+            drop(self.run_tmpfs.take());
             drop(root);
             if !leftovers.is_empty() {
                 panic!(
@@ -430,6 +455,16 @@ impl RefDockerd {
     /// # Errors
     /// When dockerd is missing, exits early, or is not ready within 60 s.
     pub fn start(insecure_registries: &[String]) -> Result<Self> {
+        Self::start_with(insecure_registries, false)
+    }
+
+    /// [`RefDockerd::start`], with the exec root (where containerd keeps its state and
+    /// bundles) on its own tmpfs when `exec_root_tmpfs`, as `/run/docker` is on a default
+    /// install. The sweep at drop detaches it.
+    ///
+    /// # Errors
+    /// As [`RefDockerd::start`], and the tmpfs mount's failure.
+    pub fn start_with(insecure_registries: &[String], exec_root_tmpfs: bool) -> Result<Self> {
         if !Path::new(DOCKERD_BIN).exists() {
             bail!("{DOCKERD_BIN} not found: install Debian package docker.io");
         }
@@ -447,6 +482,14 @@ impl RefDockerd {
         )?;
         let log = t.join("dockerd.log");
         let log_file = File::create(&log)?;
+        if exec_root_tmpfs {
+            let exec_root = t.join("e");
+            std::fs::create_dir_all(&exec_root)?;
+            if let Err(err) = crate::sweep::mount_tmpfs(&exec_root) {
+                return Err(err)
+                    .with_context(|| format!("mount a tmpfs on {}", exec_root.display()));
+            }
+        }
         let mut cmd = Command::new(DOCKERD_BIN);
         cmd.arg("--config-file")
             .arg(&config)
@@ -468,7 +511,15 @@ impl RefDockerd {
         cmd.stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
-        let child = cmd.spawn().context("spawn dockerd")?;
+        let child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(err) => {
+                if exec_root_tmpfs {
+                    crate::sweep::unmount_tmpfs(&t.join("e"));
+                }
+                return Err(err).context("spawn dockerd");
+            }
+        };
         let mut d = RefDockerd {
             child,
             instance,

@@ -37,7 +37,7 @@ pub use subject::{
     docker, docker20, docker_with, DockerOpts, Subject, SubjectKind, DOCKER20_CLI, DOCKER_CLI,
     DOCKER_TIMEOUT,
 };
-pub use sweep::Sweep;
+pub use sweep::{mount_tmpfs, unmount_tmpfs, Sweep};
 pub use tls::{CertFiles, TestPki};
 
 /// Panics unless the effective uid is 0. Call it first in every privileged test, so such a

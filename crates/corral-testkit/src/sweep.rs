@@ -340,6 +340,29 @@ fn remove_cgroups(cgroups: &[PathBuf]) {
     }
 }
 
+/// Mounts a fresh tmpfs (mode 0711) on the existing directory `dir`: engines' run
+/// directories live on tmpfs on a default install (`/run/corral`, `/run/docker`,
+/// `/run/containerd`), and the benchmark runs them that way. A [`Sweep`] whose roots
+/// contain `dir` detaches it; one whose root *is* `dir` does not (see [`unmount_tmpfs`]).
+///
+/// # Errors
+/// The `mount(2)` failure.
+pub fn mount_tmpfs(dir: &Path) -> std::io::Result<()> {
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some("mode=0711"),
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Detaches the tmpfs [`mount_tmpfs`] put on `dir` (errors ignored: nothing to undo).
+pub fn unmount_tmpfs(dir: &Path) {
+    let _ = umount2(dir, MntFlags::MNT_DETACH);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
