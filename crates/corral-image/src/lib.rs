@@ -18,6 +18,7 @@ pub mod pull;
 pub mod push;
 pub mod snapshot;
 pub mod store;
+pub mod trash;
 mod unpack;
 
 pub use archive::{load_archive, write_archive, ArchiveImage, LoadedImage};

@@ -187,6 +187,26 @@ impl Snapshotter {
         fs::remove_dir_all(&dir).map_err(Error::io("remove container dir", &dir))
     }
 
+    /// [`Snapshotter::remove`], except that the directories are moved into `trash` (see
+    /// [`crate::trash`]) rather than deleted: returns where they went, for the caller to
+    /// delete off the request's path; `None` when there was nothing to remove or the move
+    /// failed and they were deleted in place.
+    ///
+    /// # Errors
+    /// As [`Snapshotter::remove`].
+    pub fn remove_into(&self, container_id: &str, trash: &Path) -> Result<Option<PathBuf>> {
+        let dir = self.container_dir(container_id)?;
+        if !dir.exists() {
+            return Ok(None);
+        }
+        self.unmount(container_id)?;
+        if let Some(moved) = crate::trash::move_into(&dir, trash) {
+            return Ok(Some(moved));
+        }
+        fs::remove_dir_all(&dir).map_err(Error::io("remove container dir", &dir))?;
+        Ok(None)
+    }
+
     fn container_dir(&self, id: &str) -> Result<PathBuf> {
         let ok = !id.is_empty()
             && id.len() <= 128

@@ -18,7 +18,7 @@ use corral_runtime::spec::{
 };
 use serde_json::Value;
 
-use super::{blocking, Entry, LocalEngine, RuntimeConfig};
+use super::{blocking, Entry, LocalEngine, RuntimeConfig, TRASH_SUBDIR};
 use crate::api::{Created, ExitStatus, WaitCondition, WaitFuture};
 use crate::error::{io, Error, Result};
 
@@ -1102,12 +1102,29 @@ impl LocalEngine {
         self.disconnect_network(&rec.id).await;
         let (this, id) = (self.clone(), rec.id.clone());
         let _ = blocking(move || {
+            // Moved aside now, deleted in the background: the request does not wait for
+            // the unlinks (see `corral_image::trash`).
+            let data_trash = this.inner.cfg.data_dir.join(TRASH_SUBDIR);
+            let run_trash = this.inner.cfg.run_dir.join(TRASH_SUBDIR);
+            let mut moved = Vec::new();
             let _ = this.inner.snapshots.unmount(id.as_str());
-            if let Err(e) = this.inner.snapshots.remove(id.as_str()) {
-                tracing::warn!(container = %id, error = %e, "removing rootfs");
+            match this.inner.snapshots.remove_into(id.as_str(), &data_trash) {
+                Ok(Some(path)) => moved.push(path),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(container = %id, error = %e, "removing rootfs"),
             }
-            let _ = std::fs::remove_dir_all(this.container_dir(&id));
-            let _ = std::fs::remove_dir_all(this.state_dir(&id));
+            for (dir, trash) in [
+                (this.container_dir(&id), &data_trash),
+                (this.state_dir(&id), &run_trash),
+            ] {
+                match corral_image::trash::move_into(&dir, trash) {
+                    Some(path) => moved.push(path),
+                    None => {
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
+                }
+            }
+            corral_image::trash::delete_later(moved);
             Ok(())
         })
         .await;
@@ -1294,7 +1311,14 @@ fn init_binary() -> Option<PathBuf> {
 
 /// What this host lets containers have: cgroup layout, swap accounting, and the daemon's
 /// own open-files hard limit and capability bounding set (a container cannot get more).
+/// Read once per daemon: none of it changes while the daemon runs (its limits and bounding
+/// set are its own; the cgroup layout would need the hierarchies remounted under it).
 pub(super) fn host_features() -> spec::HostFeatures {
+    static FEATURES: std::sync::OnceLock<spec::HostFeatures> = std::sync::OnceLock::new();
+    *FEATURES.get_or_init(read_host_features)
+}
+
+fn read_host_features() -> spec::HostFeatures {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let nofile_hard = std::fs::read_to_string("/proc/self/limits")
         .ok()

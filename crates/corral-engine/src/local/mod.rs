@@ -75,6 +75,9 @@ pub struct EngineConfig {
 /// Per-container runtime state lives in `<run-dir>/c/<id>`: short, because the shim's
 /// socket path inside it must fit in `sockaddr_un` (108 bytes, unix(7)).
 const STATE_SUBDIR: &str = "c";
+/// Where removed containers' directories wait for background deletion (under the data and
+/// the run directory: a move stays on one file system).
+pub(crate) const TRASH_SUBDIR: &str = "trash";
 
 /// The longest `--run-dir` whose shim socket paths (`<run-dir>/c/<64 hex>/shim.sock`) fit
 /// in `sockaddr_un.sun_path` with its terminating NUL.
@@ -231,6 +234,9 @@ impl LocalEngine {
         ] {
             std::fs::create_dir_all(&d).map_err(io(format!("creating {}", d.display())))?;
         }
+        // Trees a previous run moved aside but had not deleted yet.
+        corral_image::trash::empty(&cfg.data_dir.join(TRASH_SUBDIR));
+        corral_image::trash::empty(&cfg.run_dir.join(TRASH_SUBDIR));
         let db = cfg.data_dir.join("state.db");
         let store: Arc<dyn StateStore> = Arc::new(
             tokio::task::spawn_blocking(move || SqliteStore::open(&db))
