@@ -72,15 +72,26 @@ impl Libcontainer {
         }
         // Read whole, then parsed: `Spec::load`'s reader path is several times slower.
         let bytes = std::fs::read(bundle.join("config.json")).map_err(chain)?;
+        if !v2 {
+            // Only the seccomp profile is needed: the rest of the spec is skipped, not built.
+            #[derive(serde::Deserialize)]
+            struct SeccompOnly {
+                linux: Option<LinuxSeccompOnly>,
+            }
+            #[derive(serde::Deserialize)]
+            struct LinuxSeccompOnly {
+                seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+            }
+            let spec: SeccompOnly = serde_json::from_slice(&bytes).map_err(chain)?;
+            use_seccomp_program(bundle, spec.linux.and_then(|l| l.seccomp).as_ref());
+            return Ok(None);
+        }
         let spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes).map_err(chain)?;
         if program {
             use_seccomp_program(
                 bundle,
                 spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
             );
-        }
-        if !v2 {
-            return Ok(None);
         }
         DevicePlan::from_spec(&self.cgroup_root, &spec).map_err(|err| RuntimeError {
             message: format!("invalid device cgroup rules: {err}"),
