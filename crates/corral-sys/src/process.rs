@@ -244,6 +244,19 @@ pub fn reset_signal_dispositions() -> Result<()> {
         .map_err(ProcessError::Sigaction)
 }
 
+/// Lets the kernel reap the calling process's children (SIGCHLD set to `SIG_IGN`): they
+/// never stay zombies, and `wait` no longer reports them. For a process that forks children
+/// it never waits for (the shim zygote); a child that needs its own children reported must
+/// reset its dispositions ([`reset_signal_dispositions`] does).
+pub fn reap_children_automatically() -> Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installing SIG_IGN runs no code in signal context.
+    unsafe { sigaction(Signal::SIGCHLD, &ignore) }
+        .map(drop)
+        .map_err(ProcessError::Sigaction)
+}
+
 /// Marks the calling process a child subreaper (`PR_SET_CHILD_SUBREAPER`, prctl(2)): orphaned
 /// descendants (a container's init once the runtime's intermediate process exits) are
 /// re-parented to it, so it can and must reap them.

@@ -71,7 +71,7 @@ pub fn start_zygote(exe: &Path, run_dir: &Path) {
 }
 
 /// Launches `corral shim <args>` as a fork of the zygote, with the launch-report pipe as its
-/// stdout and `log` as its stderr: the launcher's exit code and the pipe's read end;
+/// stdout and `log` as its stderr: the zygote's reply (0: forked) and the pipe's read end;
 /// `Ok(None)` when the zygote could not be used (the caller executes the binary).
 async fn launch_by_zygote(
     zygote: &'static ShimZygote,
@@ -181,6 +181,8 @@ impl ShimClient {
         }
         let deadline = tokio::time::Instant::now() + timeout;
         let mut delay = Duration::from_millis(2);
+        // The pipe's end of file came: the shim wrote its report, or it is gone.
+        let mut pipe_closed = false;
         loop {
             if let Some(report) = read_json::<LaunchReport>(&state_dir.join(LAUNCH_FILE)).await? {
                 return match report {
@@ -196,7 +198,16 @@ impl ShimClient {
                     }),
                 };
             }
-            if let Some(shim_pid) = read_pid(&state_dir.join(SHIM_PID_FILE)).await {
+            let shim_pid = read_pid(&state_dir.join(SHIM_PID_FILE)).await;
+            if pipe_closed && shim_pid.is_none() {
+                // Ended before it even wrote its pid (bad arguments, an unwritable state
+                // directory): a forked shim has no launcher exit status to report that.
+                return Err(ShimError::Remote(format!(
+                    "shim exited before creating the container: {}",
+                    shim_log_tail(&state_dir).await
+                )));
+            }
+            if let Some(shim_pid) = shim_pid {
                 if !pid_alive(shim_pid) {
                     // It may have written the report just before exiting.
                     if tokio::fs::try_exists(state_dir.join(LAUNCH_FILE))
@@ -226,6 +237,7 @@ impl ShimClient {
                             // End of file (or an error) is final: stop watching the pipe.
                             if !matches!(read, Ok(n) if n > 0) {
                                 reported = None;
+                                pipe_closed = true;
                             }
                         }
                         () = tokio::time::sleep(delay) => {}

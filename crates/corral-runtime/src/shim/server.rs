@@ -57,7 +57,16 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    shim_main_with(args.into_iter().map(Into::into).collect(), true)
+}
+
+/// [`shim_main`] for a process that is already detached: a fork of the shim zygote, in a
+/// session of its own, whose parent does not wait for it (see `zygote`).
+pub(crate) fn shim_main_forked(args: Vec<OsString>) -> i32 {
+    shim_main_with(args, false)
+}
+
+fn shim_main_with(args: Vec<OsString>, detach: bool) -> i32 {
     // Containers and exec'd processes must not inherit ignored signals (SIGPIPE above all).
     if let Err(err) = corral_sys::process::reset_signal_dispositions() {
         eprintln!("corral shim: {err}");
@@ -82,9 +91,11 @@ where
         );
         return 1;
     }
-    if let Err(err) = sys::detach_from_parent() {
-        eprintln!("corral shim: {err}");
-        return 1;
+    if detach {
+        if let Err(err) = sys::detach_from_parent() {
+            eprintln!("corral shim: {err}");
+            return 1;
+        }
     }
     match run(&args) {
         Ok(()) => 0,

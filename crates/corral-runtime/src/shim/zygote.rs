@@ -1,17 +1,21 @@
-//! A pre-started shim launcher (a "zygote").
+//! A pre-started shim forker (a "zygote").
 //!
 //! Launching a shim by executing the `corral` binary costs the dynamic loader's work on a
 //! large binary for every container (relocations and page faults: ~3 ms of a `docker run` on
 //! a small VM). The daemon instead starts `corral shim-zygote` once ([`ShimZygote`]). The
 //! zygote is single-threaded, like a freshly executed shim, and serves launch requests on a
-//! socket pair: for each it forks, the child runs [`shim_main`] with the request's arguments
-//! and the request's stdout/stderr, exactly as `corral shim <args>` would, and the zygote
-//! reaps that launcher (which forks the real shim and exits at once) and reports its exit
-//! status. When the zygote cannot be used the daemon executes the binary as before.
+//! socket pair: for each it forks, and the child, in a session of its own, is the shim: it
+//! runs what `corral shim <args>` runs after detaching ([`shim_main_forked`]), with the
+//! request's stdout/stderr. The zygote replies once it has forked and never waits for its
+//! shims: its SIGCHLD is ignored, so the kernel reaps each when it ends (an executed `corral
+//! shim` instead forks itself to detach, one process more per start). When the zygote cannot
+//! be used the daemon executes the binary as before.
 //!
 //! Wire format, one `SOCK_SEQPACKET` message each way: the request carries the arguments,
 //! each followed by a NUL byte, and two descriptors (stdout, stderr) as `SCM_RIGHTS`; the
-//! reply is the launcher's exit code as a little-endian `i32` (128 + signal when killed).
+//! reply is a little-endian `i32`: 0 once the shim is forked, non-zero when it could not be
+//! (the shim's own failures come through its launch report and stderr, as for an executed
+//! shim).
 
 use parking_lot::Mutex;
 use std::ffi::OsString;
@@ -26,10 +30,9 @@ use corral_sys::process::Forked;
 use nix::sys::socket::{
     sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
-use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::dup2;
 
-use super::server::shim_main;
+use super::server::shim_main_forked;
 
 /// The subcommand that runs the zygote: `corral shim-zygote --run-dir DIR`.
 pub const ZYGOTE_SUBCOMMAND: &str = "shim-zygote";
@@ -44,7 +47,7 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// How long the zygote waits without a request before it trims its resident code.
 const IDLE_BEFORE_TRIM: Duration = Duration::from_secs(1);
 
-/// How long the daemon waits for the launcher's exit status.
+/// How long the daemon waits for the zygote's reply (that it forked the shim).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The zygote process: serves launch requests on fd 0 until the daemon closes its end.
@@ -61,6 +64,11 @@ pub fn zygote_main() -> i32 {
     // a while after launches, never between a launch and the shim's container start (the
     // trim's CPU would compete with the shim on a small host).
     let _ = corral_sys::memory::trim_executable_pages();
+    // Forked shims are reaped by the kernel (each shim resets its own dispositions first).
+    if let Err(err) = corral_sys::process::reap_children_automatically() {
+        eprintln!("corral shim-zygote: {err}");
+        return 1;
+    }
     loop {
         match serve_one(&sock) {
             Ok(true) => {
@@ -125,7 +133,7 @@ fn parse_args(bytes: &[u8]) -> Option<Vec<OsString>> {
     )
 }
 
-/// Forks the launcher and waits for it; its exit code.
+/// Forks the shim: 0 once forked, 1 when the fork failed.
 fn launch(stdout: &OwnedFd, stderr: &OwnedFd, args: Vec<OsString>) -> i32 {
     match corral_sys::process::fork_single_threaded() {
         Ok(Forked::Child) => {
@@ -148,10 +156,12 @@ fn launch(stdout: &OwnedFd, stderr: &OwnedFd, args: Vec<OsString>) -> i32 {
             if let Err(err) = corral_sys::process::overwrite_cmdline(&cmdline) {
                 eprintln!("corral shim-zygote: rewriting the command line: {err}");
             }
-            let code = match stdio {
-                Ok(()) => shim_main(args),
+            // The shim itself, in a session of its own: the zygote does not wait for it (its
+            // SIGCHLD is ignored, so the kernel reaps the shim when it ends).
+            let code = match stdio.and_then(|()| nix::unistd::setsid().map_err(Into::into)) {
+                Ok(_) => shim_main_forked(args),
                 Err(err) => {
-                    eprintln!("corral shim-zygote: setting up the launcher's stdio: {err}");
+                    eprintln!("corral shim-zygote: setting up the shim's stdio: {err}");
                     1
                 }
             };
@@ -159,20 +169,8 @@ fn launch(stdout: &OwnedFd, stderr: &OwnedFd, args: Vec<OsString>) -> i32 {
             // must not run in the child: exit now.
             std::process::exit(code);
         }
-        Ok(Forked::Parent(child)) => {
-            let child = nix::unistd::Pid::from_raw(child.as_raw());
-            loop {
-                match waitpid(child, None) {
-                    Ok(WaitStatus::Exited(_, code)) => return code,
-                    Ok(WaitStatus::Signaled(_, signal, _)) => return 128 + signal as i32,
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                    Err(err) => {
-                        eprintln!("corral shim-zygote: waiting for the launcher: {err}");
-                        return 1;
-                    }
-                }
-            }
-        }
+        // Forked: the shim reports through its stdout pipe and launch file from here on.
+        Ok(Forked::Parent(_)) => 0,
         Err(err) => {
             eprintln!("corral shim-zygote: {err}");
             1
@@ -260,10 +258,11 @@ impl ShimZygote {
     }
 
     /// Runs `corral shim <args>` as a fork of the zygote with `stdout` and `stderr`, and
-    /// returns the launcher's exit code. On error the zygote is restarted at the next call;
-    /// [`ZygoteError::Unavailable`] means the request never reached it (the caller may
-    /// execute the binary instead), [`ZygoteError::Lost`] that it went away after taking the
-    /// request (a launcher may be running: the launch has failed). Blocking.
+    /// returns the zygote's reply: 0 once the shim is forked. On error the zygote is
+    /// restarted at the next call; [`ZygoteError::Unavailable`] means the request never
+    /// reached it (the caller may execute the binary instead), [`ZygoteError::Lost`] that it
+    /// went away after taking the request (a shim may be running: the launch has failed).
+    /// Blocking.
     pub fn launch(
         &self,
         args: &[OsString],
