@@ -236,8 +236,8 @@ fn real_main() -> Result<()> {
         mode: if args.smoke { "smoke" } else { "full" }.into(),
         engines: engines.iter().map(|e| e.name.to_owned()).collect(),
         notes: vec![
-            format!("dockerd {dockerd_version} (containerd + runc from Debian), private data root, --iptables=false --bridge=none, live-restore off; `dockerd-lr`: the same with --live-restore (Corral always live-restores)"),
-            format!("corral: {} with --default-runtime libcontainer / runc", corral.display()),
+            format!("dockerd {dockerd_version} (containerd + runc from Debian), private data root, exec root on a private tmpfs (as /run/docker), --iptables=false --bridge=none, live-restore off; `dockerd-lr`: the same with --live-restore (Corral always live-restores)"),
+            format!("corral: {} with --default-runtime libcontainer / runc, --run-dir on a private tmpfs (as /run/corral)", corral.display()),
             "client: docker CLI 28 for every engine (its own start-up cost is the `client floor` row); containers use --network=none".into(),
             "run latency is measured twice for the daemons: through the docker CLI (`run_rm`, what a user sees; it includes the CLI's start-up and its 4-5 round trips) and through one Rust API client (`run_api`: over the unix socket, `run --rm` as the CLI sends it minus attach: create with AutoRemove, wait for `removed` registered before start, start; no CLI). The kernel floor sum includes moving a task into a v1 cgroup (no engine avoids it on a v1 host). The \"3× the kernel floor\" target is evaluated on `run_api`; the CLI figure is shown beside it".into(),
             "`ps -a` and `inspect` with many containers are measured twice too: through the docker CLI (`ps`, `inspect`: CLI start-up, `HEAD /_ping`, the request, decoding and rendering the table) and through the same Rust API client (`ps_api`, `inspect_api`: the request on a kept-alive connection, decoded by bollard). The CLI's own cost is the same for both engines and pulls the ratio towards 1, so the \"`ps -a` p99 ≤ 0.5\" target is evaluated on `ps_api_p99`; the CLI figure is shown beside it".into(),
@@ -249,7 +249,7 @@ fn real_main() -> Result<()> {
     r.notes.extend(podman_note);
     if let Some(v) = podman_version {
         r.notes.push(format!(
-            "podman {v} (Debian), no daemon: its own CLI per call, private --root/--runroot/--tmpdir under /tmp, cgroupfs manager, runc through a wrapper that drops the spec's rlimits (this host refuses runc's prlimit on the container init without CAP_SYS_RESOURCE; Docker and Corral set none), k8s-file logs, image pulled from the same local registry. Idle memory is 0 (nothing runs); per-container memory is conmon + the container; no API request rates or API-level run latency (no `podman system service`); logs: the plain read only, as `podman logs -f` of a k8s-file log ran at ~0.01 MiB/s here (8 MiB in ~800 s)"
+            "podman {v} (Debian), no daemon: its own CLI per call, private --root/--runroot/--tmpdir under /tmp (runroot and tmpdir on tmpfs), cgroupfs manager, runc through a wrapper that drops the spec's rlimits (this host refuses runc's prlimit on the container init without CAP_SYS_RESOURCE; Docker and Corral set none), k8s-file logs, image pulled from the same local registry. Idle memory is 0 (nothing runs); per-container memory is conmon + the container; no API request rates or API-level run latency (no `podman system service`); logs: the plain read only, as `podman logs -f` of a k8s-file log ran at ~0.01 MiB/s here (8 MiB in ~800 s)"
         ));
     }
 

@@ -90,10 +90,6 @@ impl PodmanState {
             .context("podman root")?;
         let path = root.path().to_path_buf();
         record_state(&format!("root {}", path.display()));
-        // The run root on tmpfs, as `/run/containers` is on a default install; the drop's
-        // sweep (and the benchmark's backstop) detaches it as a mount below the root.
-        std::fs::create_dir_all(path.join("run"))?;
-        corral_testkit::mount_tmpfs(&path.join("run")).context("tmpfs run root")?;
         let cgroup = format!("corral-bench-podman-{}", corral_testkit::unique_instance());
         record_state(&format!("cgroup {cgroup}"));
         let me = std::env::current_exe().context("path of the benchmark binary")?;
@@ -109,6 +105,17 @@ impl PodmanState {
             &registries,
             format!("[[registry]]\nlocation = \"{registry}\"\ninsecure = true\n"),
         )?;
+        // The run root and libpod's tmp dir on tmpfs, as `/run/containers` and `/run/libpod`
+        // are on a default install: mounted last, once nothing else here can fail; the drop's
+        // sweep (and the benchmark's backstop) detaches them as mounts below the root.
+        for dir in ["run", "tmp"] {
+            let dir = path.join(dir);
+            std::fs::create_dir_all(&dir)?;
+            if let Err(err) = corral_testkit::mount_tmpfs(&dir) {
+                corral_testkit::unmount_tmpfs(&path.join("run"));
+                return Err(err).with_context(|| format!("tmpfs on {}", dir.display()));
+            }
+        }
         let p = |s: &str| path.join(s).to_string_lossy().into_owned();
         let global = vec![
             "--root".into(),

@@ -3,11 +3,14 @@
 //! Removing a container deletes a few dozen files; on a loaded disk each unlink can take
 //! milliseconds, and `docker rm`/`run --rm` waited for all of them. A tree is instead renamed
 //! into a trash directory on the same file system (one `rename`, atomic: the name is free
-//! again immediately and nothing half-deleted is ever visible) and deleted by a background
+//! again immediately and nothing half-deleted is ever visible) and deleted by one background
 //! thread. What a crash leaves in the trash is deleted at the next start ([`empty`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use parking_lot::Mutex;
 
 /// Moves `dir` into `trash` (created if missing) under a fresh name and returns that path;
 /// `None` when `dir` does not exist or cannot be moved there (another file system, no
@@ -27,22 +30,44 @@ pub fn move_into(dir: &Path, trash: &Path) -> Option<PathBuf> {
     std::fs::rename(dir, &target).ok().map(|()| target)
 }
 
-/// Deletes `paths` (trees moved by [`move_into`]) on a background thread; failures are
-/// logged, and what is left is deleted by the next [`empty`].
+/// Deletes `paths` (trees moved by [`move_into`]) on the process's one trash thread, in the
+/// order given (a mass removal queues its trees rather than starting a thread each);
+/// failures are logged, and what is left is deleted by the next [`empty`].
 pub fn delete_later(paths: Vec<PathBuf>) {
+    static QUEUE: Mutex<Option<mpsc::Sender<Vec<PathBuf>>>> = Mutex::new(None);
     if paths.is_empty() {
         return;
     }
+    let mut queue = QUEUE.lock();
+    // No thread yet, or it is gone: start one and hand it the paths.
+    let paths = match queue.as_ref() {
+        Some(tx) => match tx.send(paths) {
+            Ok(()) => return,
+            Err(mpsc::SendError(paths)) => paths,
+        },
+        None => paths,
+    };
+    let (tx, rx) = mpsc::channel::<Vec<PathBuf>>();
     let spawned = std::thread::Builder::new()
         .name("corral-trash".into())
-        .spawn(move || delete_now(&paths));
-    if let Err(err) = spawned {
-        tracing::warn!(error = %err, "could not start the trash thread; deleting trash later");
+        .spawn(move || {
+            for batch in rx {
+                delete_now(&batch);
+            }
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = tx.send(paths);
+            *queue = Some(tx);
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "could not start the trash thread; deleting trash later");
+        }
     }
 }
 
 /// Deletes everything in `trash` (left by a crash or a stop before the background deletion
-/// finished), on a background thread.
+/// finished), on the trash thread.
 pub fn empty(trash: &Path) {
     let Ok(entries) = std::fs::read_dir(trash) else {
         return;
@@ -79,6 +104,28 @@ mod tests {
         delete_now(std::slice::from_ref(&moved));
         assert!(!moved.exists());
         assert!(move_into(&root.path().join("missing"), &trash).is_none());
+    }
+
+    #[test]
+    fn the_trash_thread_deletes_queued_batches() {
+        let root = tempfile::tempdir().unwrap();
+        let trash = root.path().join("trash");
+        let mut moved = Vec::new();
+        for i in 0..3 {
+            let dir = root.path().join(format!("c{i}"));
+            std::fs::create_dir_all(dir.join("sub")).unwrap();
+            moved.push(move_into(&dir, &trash).unwrap());
+        }
+        delete_later(moved[..1].to_vec());
+        delete_later(moved[1..].to_vec());
+        // Up to 10 s for the background thread.
+        for _ in 0..1000 {
+            if moved.iter().all(|p| !p.exists()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(moved.iter().all(|p| !p.exists()), "trash left: {moved:?}");
     }
 
     #[test]

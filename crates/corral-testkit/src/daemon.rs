@@ -420,10 +420,12 @@ impl Drop for TestDaemon {
             } else {
                 Vec::new()
             };
+            // The run directory's tmpfs first, so the sweep removes an ordinary directory
+            // (what was mounted below it goes with it: the leak check above has looked).
+            drop(self.run_tmpfs.take());
             sweep.run();
             // Its mounts go with the namespace, once the sweep killed every process in it.
             drop(self.view.take());
-            drop(self.run_tmpfs.take());
             drop(root);
             if !leftovers.is_empty() {
                 panic!(
@@ -482,6 +484,8 @@ impl RefDockerd {
         )?;
         let log = t.join("dockerd.log");
         let log_file = File::create(&log)?;
+        // Everything that can fail before dockerd runs comes before the tmpfs mount.
+        let log_out = log_file.try_clone()?;
         if exec_root_tmpfs {
             let exec_root = t.join("e");
             std::fs::create_dir_all(&exec_root)?;
@@ -508,9 +512,7 @@ impl RefDockerd {
         for r in insecure_registries {
             cmd.arg("--insecure-registry").arg(r);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file);
+        cmd.stdin(Stdio::null()).stdout(log_out).stderr(log_file);
         let child = match cmd.spawn() {
             Ok(child) => child,
             Err(err) => {

@@ -146,7 +146,7 @@ impl ShimClient {
             reported = Some(Box::new(pipe));
             if code != 0 {
                 return Err(ShimError::Remote(format!(
-                    "shim exited with exit status: {code}: {}",
+                    "the shim zygote could not fork the shim (code {code}): {}",
                     shim_log_tail(&state_dir).await
                 )));
             }

@@ -612,7 +612,9 @@ impl Shim {
         }
         let running = exit.is_none();
         drop(exit);
-        if running {
+        // `exit` is published at the end of `finish`; `Stopped` is set as it begins (the
+        // output drain and the runtime's delete come between).
+        if running && *self.status.lock() != ContainerStatus::Stopped {
             trim_resident_code();
         }
     }

@@ -60,9 +60,9 @@ pub fn zygote_main() -> i32 {
     let own: Vec<&std::ffi::OsStr> = own.iter().map(OsString::as_os_str).collect();
     let _ = corral_sys::process::overwrite_cmdline(&own);
     // Keep only the pages it uses resident (the loader touched much of the binary; forked
-    // shims fault in what they run either way): at start, then whenever it has been idle for
-    // a while after launches, never between a launch and the shim's container start (the
-    // trim's CPU would compete with the shim on a small host).
+    // shims fault in what they run either way): at start, then after a second without a
+    // request, not right after each launch (the trim's CPU would compete with the shim it
+    // just forked on a small host).
     let _ = corral_sys::memory::trim_executable_pages();
     // Forked shims are reaped by the kernel (each shim resets its own dispositions first).
     if let Err(err) = corral_sys::process::reap_children_automatically() {
