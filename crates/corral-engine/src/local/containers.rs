@@ -1107,7 +1107,7 @@ impl LocalEngine {
             let data_trash = this.inner.cfg.data_dir.join(TRASH_SUBDIR);
             let run_trash = this.inner.cfg.run_dir.join(TRASH_SUBDIR);
             let mut moved = Vec::new();
-            let _ = this.inner.snapshots.unmount(id.as_str());
+            // `remove_into` unmounts first (and leaves the rootfs alone if that fails).
             match this.inner.snapshots.remove_into(id.as_str(), &data_trash) {
                 Ok(Some(path)) => moved.push(path),
                 Ok(None) => {}
