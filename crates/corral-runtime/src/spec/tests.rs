@@ -557,3 +557,135 @@ fn devices_and_cgroup_rules_reach_the_spec() {
         "invalid device cgroup rule format: 'c 1:3 rwz'"
     );
 }
+
+/// Runs a classic-BPF seccomp program on one `struct seccomp_data` (the subset of the
+/// instruction set libseccomp emits: absolute word loads, constant jumps, returns, scratch
+/// memory and the A/X moves).
+fn run_bpf(program: &[u8], nr: u32, arch: u32, args: [u64; 6]) -> u32 {
+    let mut data = Vec::with_capacity(64);
+    data.extend_from_slice(&nr.to_le_bytes());
+    data.extend_from_slice(&arch.to_le_bytes());
+    data.extend_from_slice(&0u64.to_le_bytes());
+    for a in args {
+        data.extend_from_slice(&a.to_le_bytes());
+    }
+    let insns: Vec<(u16, u8, u8, u32)> = program
+        .chunks_exact(8)
+        .map(|c| {
+            (
+                u16::from_ne_bytes([c[0], c[1]]),
+                c[2],
+                c[3],
+                u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            )
+        })
+        .collect();
+    let (mut a, mut x, mut mem, mut pc) = (0u32, 0u32, [0u32; 16], 0usize);
+    loop {
+        let (code, jt, jf, k) = insns[pc];
+        pc += 1;
+        match code {
+            0x20 => {
+                let o = k as usize;
+                a = u32::from_le_bytes(data[o..o + 4].try_into().unwrap());
+            }
+            0x00 => a = k,
+            0x60 => a = mem[k as usize],
+            0x01 => x = k,
+            0x61 => x = mem[k as usize],
+            0x02 => mem[k as usize] = a,
+            0x03 => mem[k as usize] = x,
+            0x54 => a &= k,
+            0x05 => pc += k as usize,
+            0x15 | 0x25 | 0x35 | 0x45 => {
+                let taken = match code {
+                    0x15 => a == k,
+                    0x25 => a > k,
+                    0x35 => a >= k,
+                    _ => a & k != 0,
+                };
+                pc += usize::from(if taken { jt } else { jf });
+            }
+            0x06 => return k,
+            0x16 => return a,
+            0x07 => x = a,
+            0x87 => a = x,
+            other => panic!("instruction {other:#x} at {} not emulated", pc - 1),
+        }
+    }
+}
+
+#[test]
+fn default_seccomp_program_gives_every_syscall_its_profile_action() {
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const ALLOW: u32 = 0x7fff_0000;
+    const ERRNO: u32 = 0x0005_0000;
+    let s = build(&ContainerSpec::default()).unwrap();
+    let profile = s.linux().as_ref().unwrap().seccomp().clone().unwrap();
+    let dir = TempDir::new("seccomp");
+    let path = dir.path().join("program");
+    let file = std::fs::File::create(&path).unwrap();
+    libcontainer::seccomp::export_bpf(&profile, &file).unwrap();
+    let program = std::fs::read(&path).unwrap();
+    assert!(!program.is_empty() && program.len() % 8 == 0);
+
+    let action = |rule: &oci_spec::runtime::LinuxSyscall| match rule.action() {
+        LinuxSeccompAction::ScmpActAllow => ALLOW,
+        LinuxSeccompAction::ScmpActErrno => ERRNO | rule.errno_ret().unwrap_or(1),
+        other => panic!("the default profile has no {other:?} rule"),
+    };
+    let nr = |name: &str| {
+        let sc =
+            libseccomp::ScmpSyscall::from_name_by_arch(name, libseccomp::ScmpArch::X8664).ok()?;
+        u32::try_from(i32::from(sc)).ok()
+    };
+    let rules = profile.syscalls().clone().unwrap_or_default();
+    let conditional: std::collections::HashSet<&str> = rules
+        .iter()
+        .filter(|r| r.args().as_ref().is_some_and(|a| !a.is_empty()))
+        .flat_map(|r| r.names().iter().map(String::as_str))
+        .collect();
+    let mut expected: BTreeMap<u32, u32> = BTreeMap::new();
+    for rule in rules.iter().filter(|r| r.args().is_none()) {
+        for name in rule.names() {
+            if let (Some(n), false) = (nr(name), conditional.contains(name.as_str())) {
+                expected.insert(n, action(rule));
+            }
+        }
+    }
+    assert!(
+        expected.len() > 250,
+        "{} unconditional rules",
+        expected.len()
+    );
+    let default = ERRNO | profile.default_errno_ret().unwrap_or(1);
+    let conditional_nrs: Vec<u32> = conditional.iter().filter_map(|n| nr(n)).collect();
+    for n in 0..1024u32 {
+        if conditional_nrs.contains(&n) {
+            continue;
+        }
+        let want = expected.get(&n).copied().unwrap_or(default);
+        assert_eq!(
+            run_bpf(&program, n, AUDIT_ARCH_X86_64, [0; 6]),
+            want,
+            "syscall {n}"
+        );
+    }
+    // Spot checks of named and argument-dependent rules.
+    let call = |name: &str, arg0: u64| {
+        run_bpf(
+            &program,
+            nr(name).unwrap(),
+            AUDIT_ARCH_X86_64,
+            [arg0, 0, 0, 0, 0, 0],
+        )
+    };
+    assert_eq!(call("read", 0), ALLOW);
+    assert_eq!(call("unshare", 0), ERRNO | 1);
+    assert_eq!(call("mount", 0), ERRNO | 1);
+    assert_eq!(call("clone3", 0), ERRNO | 38, "clone3 is ENOSYS");
+    assert_eq!(call("personality", 0), ALLOW);
+    assert_eq!(call("personality", 0x0020_0000), ERRNO | 1);
+    // A foreign architecture is refused whatever the syscall.
+    assert_ne!(run_bpf(&program, 0, 0xc000_00b7, [0; 6]), ALLOW);
+}
