@@ -627,7 +627,7 @@ fn default_seccomp_program_gives_every_syscall_its_profile_action() {
     let file = std::fs::File::create(&path).unwrap();
     libcontainer::seccomp::export_bpf(&profile, &file).unwrap();
     let program = std::fs::read(&path).unwrap();
-    assert!(!program.is_empty() && program.len() % 8 == 0);
+    assert!(!program.is_empty() && program.len().is_multiple_of(8));
 
     let action = |rule: &oci_spec::runtime::LinuxSyscall| match rule.action() {
         LinuxSeccompAction::ScmpActAllow => ALLOW,
