@@ -778,18 +778,21 @@ impl LocalEngine {
         }
         self.unmount_volumes(&entry.snapshot()).await;
         self.disconnect_network(&id).await;
-        let res = self
-            .update(entry, |r| {
-                r.state.status = ContainerStatus::Exited;
-                r.state.exit_code = status.code;
-                r.state.oom_killed = status.oom_killed;
-                r.state.pid = 0;
-                r.state.shim_pid = 0;
-                r.state.finished_at = Some(finished_at);
-            })
-            .await;
-        if let Err(e) = res {
-            tracing::warn!(container = %id, error = %e, "recording exit");
+        entry.edit(|r| {
+            r.state.status = ContainerStatus::Exited;
+            r.state.exit_code = status.code;
+            r.state.oom_killed = status.oom_killed;
+            r.state.pid = 0;
+            r.state.shim_pid = 0;
+            r.state.finished_at = Some(finished_at);
+        });
+        let auto_remove =
+            entry.snapshot().spec.host.auto_remove && !entry.user_restart.load(Ordering::SeqCst);
+        // A `--rm` container's record is deleted just below: its exit is not written first.
+        // Should the daemon stop before the deletion, the stored record still reads running
+        // and the next start's `restore` finds the shim gone and comes back here.
+        if !auto_remove {
+            self.save_exit(entry, &id).await;
         }
         let rec = entry.snapshot();
         if status.oom_killed {
@@ -801,12 +804,20 @@ impl LocalEngine {
             s.running = false;
             s.last = Some((status.code, status.oom_killed));
         });
-        if rec.spec.host.auto_remove && !entry.user_restart.load(Ordering::SeqCst) {
+        if auto_remove {
             if let Err(e) = self.remove(id.as_str(), true, true).await {
                 tracing::warn!(container = %id, error = %e, "auto-removing");
+                // The container stays: its exit is stored after all.
+                self.save_exit(entry, &id).await;
             }
         } else {
             self.maybe_restart(entry).await;
+        }
+    }
+
+    async fn save_exit(&self, entry: &Arc<Entry>, id: &ContainerId) {
+        if let Err(e) = self.save(entry).await {
+            tracing::warn!(container = %id, error = %e, "recording exit");
         }
     }
 

@@ -1,11 +1,13 @@
 //! The daemon's side: launch a shim, talk to it, re-adopt it after a restart.
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use corral_sys::process::{pid_alive, Pid};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use nix::sys::socket::MsgFlags;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
@@ -455,8 +457,8 @@ impl ShimClient {
         }
     }
 
-    /// Sends one request and reads the reply line (byte by byte, so nothing after it is
-    /// consumed: an attach stream follows it). Errors from the shim become `Err`.
+    /// Sends one request and reads the reply line (nothing after it is consumed: an attach
+    /// stream follows it). Errors from the shim become `Err`.
     async fn call(
         &self,
         request: &Request,
@@ -471,20 +473,7 @@ impl ShimClient {
                 .write_all(&line)
                 .await
                 .map_err(ShimError::io("send a shim request"))?;
-            let mut reply = Vec::new();
-            loop {
-                let byte = stream
-                    .read_u8()
-                    .await
-                    .map_err(ShimError::io("read a shim reply"))?;
-                if byte == b'\n' {
-                    break;
-                }
-                if reply.len() >= MAX_REPLY {
-                    return Err(ShimError::Protocol("reply too long".into()));
-                }
-                reply.push(byte);
-            }
+            let reply = read_reply_line(&mut stream).await?;
             serde_json::from_slice::<Response>(&reply)
                 .map_err(|err| ShimError::Protocol(format!("invalid reply: {err}")))
         };
@@ -507,6 +496,49 @@ impl ShimClient {
             });
         }
         Ok((stream, response))
+    }
+}
+
+/// Reads one reply line, without its `\n`, and nothing after it: the bytes are peeked
+/// (`MSG_PEEK`) and only those up to the newline are then read. One or two reads per reply
+/// instead of one per byte.
+async fn read_reply_line(stream: &mut UnixStream) -> Result<Vec<u8>> {
+    let fd = stream.as_raw_fd();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        stream
+            .readable()
+            .await
+            .map_err(ShimError::io("read a shim reply"))?;
+        let peeked = stream.try_io(Interest::READABLE, || {
+            nix::sys::socket::recv(fd, &mut buf, MsgFlags::MSG_PEEK).map_err(std::io::Error::from)
+        });
+        let peeked = match peeked {
+            Ok(0) => {
+                return Err(ShimError::io("read a shim reply")(
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ))
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(ShimError::io("read a shim reply")(e)),
+        };
+        let newline = buf[..peeked].iter().position(|&b| b == b'\n');
+        let take = newline.map_or(peeked, |i| i + 1);
+        // What was peeked is in the socket buffer: this read returns at once.
+        stream
+            .read_exact(&mut buf[..take])
+            .await
+            .map_err(ShimError::io("read a shim reply"))?;
+        let line_bytes = if newline.is_some() { take - 1 } else { take };
+        reply.extend_from_slice(&buf[..line_bytes]);
+        if reply.len() > MAX_REPLY {
+            return Err(ShimError::Protocol("reply too long".into()));
+        }
+        if newline.is_some() {
+            return Ok(reply);
+        }
     }
 }
 
