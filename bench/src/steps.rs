@@ -93,7 +93,8 @@ pub(crate) fn kernel_floor(r: &mut Results, sz: &Sizes) -> Result<()> {
     let (v1, v2) = cgroup_hierarchies()?;
     let cg1 = cgroup_floor(n, &v1, "v1")?;
     let cg2 = cgroup_floor(n, &v2, "v2")?;
-    let attach = cgroup_attach_floor(n, &v1)?;
+    let attach = cgroup_attach_floor(n, &v1, true)?;
+    let attach_quiet = cgroup_attach_floor(n, &v1, false)?;
     let ov = overlay_floor(n)?;
     let veth = veth_floor(n)?;
     // A step with no samples (v1 steps on a pure v2 host) adds nothing to the sum.
@@ -129,10 +130,15 @@ pub(crate) fn kernel_floor(r: &mut Results, sz: &Sizes) -> Result<()> {
     add(
         "floor_cgroup_attach",
         &format!(
-            "cgroup v1: a task moved into a new cgroup of each of {} hierarchies (cgroup.procs writes)",
+            "cgroup v1: a task moved into a new cgroup of each of {} hierarchies (cgroup.procs writes, right after another move)",
             v1.len()
         ),
         attach,
+    );
+    add(
+        "floor_cgroup_attach_quiet",
+        "the same after 50 ms without a move (not in the sum: adds an RCU grace period unless the cgroup2 root has favordynmods)",
+        attach_quiet,
     );
     add("floor_overlay", "overlayfs mount+umount", ov);
     add(
@@ -242,18 +248,31 @@ fn cgroup_floor(n: usize, hierarchies: &[PathBuf], tag: &str) -> Result<Vec<f64>
 }
 
 /// Moving a task into a new cgroup of each v1 hierarchy: the `cgroup.procs` writes only (the
-/// cgroups already exist), one fresh `sleep` per sample. What every container start pays on a
-/// host with v1 controllers, which have no `CLONE_INTO_CGROUP`. Samples are 50 ms apart, as
-/// container starts are: the first write after a quiet spell waits for an RCU grace period,
-/// unless the cgroup2 root was ever mounted with `favordynmods` since boot (docs/performance.md).
-/// Empty on a pure v2 host.
-fn cgroup_attach_floor(n: usize, v1: &[PathBuf]) -> Result<Vec<f64>> {
+/// cgroups already exist), one fresh `sleep` per sample, 50 ms apart. What every container
+/// start pays on a host with v1 controllers, which have no `CLONE_INTO_CGROUP`.
+///
+/// The first such write after a quiet spell waits for an RCU grace period (the global
+/// `cgroup_threadgroup_rwsem` leaves its fast mode), unless the cgroup2 root was mounted with
+/// `favordynmods` since boot (docs/performance.md); a write soon after another does not.
+/// With `warm`, an untimed move of the task into another cgroup comes right before the timed
+/// writes, so they measure the attach itself, the least any start pays (the floor sum uses
+/// this); without it they include the wait when the host has it. Empty on a pure v2 host.
+fn cgroup_attach_floor(n: usize, v1: &[PathBuf], warm: bool) -> Result<Vec<f64>> {
     if v1.is_empty() {
         return Ok(Vec::new());
     }
-    let name = format!("corral-bench-attach-{}", std::process::id());
+    let tag = if warm { "warm" } else { "quiet" };
+    let name = format!("corral-bench-attach-{tag}-{}", std::process::id());
     crate::engines::record_state(&format!("cgroup {name}"));
     let dirs: Vec<PathBuf> = v1.iter().map(|h| h.join(&name)).collect();
+    // The cgroup the warm-up move goes to: a sibling in the first hierarchy.
+    let warm_dir = warm.then(|| v1[0].join(format!("{name}-pre")));
+    if let Some(w) = &warm_dir {
+        crate::engines::record_state(&format!("cgroup {name}-pre"));
+        if !w.exists() {
+            std::fs::create_dir(w).with_context(|| format!("mkdir {}", w.display()))?;
+        }
+    }
     let mut out = Vec::new();
     for _ in 0..n {
         check_stop()?;
@@ -277,6 +296,11 @@ fn cgroup_attach_floor(n: usize, v1: &[PathBuf]) -> Result<Vec<f64>> {
                     }
                 }
             }
+            if let Some(w) = &warm_dir {
+                let procs = w.join("cgroup.procs");
+                std::fs::write(&procs, &pid)
+                    .with_context(|| format!("write {}", procs.display()))?;
+            }
             let t = Instant::now();
             for d in &dirs {
                 let procs = d.join("cgroup.procs");
@@ -293,6 +317,9 @@ fn cgroup_attach_floor(n: usize, v1: &[PathBuf]) -> Result<Vec<f64>> {
             }
         }
         out.push(sample?);
+    }
+    if let Some(w) = &warm_dir {
+        std::fs::remove_dir(w).with_context(|| format!("rmdir {}", w.display()))?;
     }
     Ok(out)
 }
