@@ -123,3 +123,86 @@ pub fn kill_and_remove(cgroups_path: &str, container_id: &str) -> Result<(), Cgr
         reason: "processes remain after SIGKILL".to_owned(),
     })
 }
+
+/// Whether a [`warm_attach_lock`] is under way.
+static WARMING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Puts the kernel's cgroup migration lock into its writer mode ahead of a container's
+/// cgroup attach. Blocking (up to one RCU grace period); best effort: errors are ignored.
+///
+/// Moving a task into a cgroup (the runtime's `cgroup.procs` writes, which every container
+/// start makes) takes the global `cgroup_threadgroup_rwsem` for writing. Unless the cgroup2
+/// root is mounted with `favordynmods`, the first such write after a quiet spell waits for an
+/// RCU grace period (~5 ms on the 2-core VM, docs/performance.md), while writes within the
+/// next grace periods do not. Writing this process's pid into the `cgroup.procs` of the
+/// cgroup it is already in takes the lock and moves nothing, so calling this when a
+/// container is created or started lets that wait overlap the engine's other start work
+/// instead of delaying the attach. One call at a time: callers arriving while one waits
+/// return at once.
+pub fn warm_attach_lock() {
+    use std::sync::atomic::Ordering;
+    if WARMING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    if let Some(procs) = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|table| own_procs_file(&table))
+    {
+        if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
+            tracing::debug!(file = %procs.display(), error = %e, "warming the cgroup migration lock");
+        }
+    }
+    WARMING.store(false, Ordering::Release);
+}
+
+/// The `cgroup.procs` file of this process's own cgroup, from `/proc/self/cgroup`: its
+/// freezer cgroup where v1 controllers are mounted (a hierarchy that holds tasks in every
+/// cgroup), else its cgroup on a pure v2 host; `None` when neither is found.
+fn own_procs_file(table: &str) -> Option<PathBuf> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let line = |want: &dyn Fn(&str) -> bool| {
+        table.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            want(controllers).then(|| path.trim_start_matches('/').to_owned())
+        })
+    };
+    if let Some(path) = line(&|c| c.split(',').any(|c| c == "freezer")) {
+        let file = root.join("freezer").join(path).join("cgroup.procs");
+        return file.exists().then_some(file);
+    }
+    if root.join("cgroup.controllers").exists() {
+        let path = line(&|c| c.is_empty())?;
+        let file = root.join(path).join("cgroup.procs");
+        return file.exists().then_some(file);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_procs_file_is_the_freezer_cgroup_or_the_v2_one() {
+        let hybrid = std::path::Path::new("/sys/fs/cgroup/freezer/cgroup.procs").exists();
+        let pure_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let table = "12:freezer:/\n11:cpu,cpuacct:/x\n0::/\n";
+        // A pure v2 host has no freezer hierarchy mounted: nothing to name then.
+        let want = hybrid.then(|| PathBuf::from("/sys/fs/cgroup/freezer/cgroup.procs"));
+        assert_eq!(own_procs_file(table), want);
+        // A cgroup that does not exist gives no file rather than a wrong one.
+        assert_eq!(own_procs_file("12:freezer:/corral-no-such-cgroup\n"), None);
+        if pure_v2 {
+            assert_eq!(
+                own_procs_file("0::/\n"),
+                Some(PathBuf::from("/sys/fs/cgroup/cgroup.procs"))
+            );
+        }
+        // This process's own table resolves on any host with cgroups mounted.
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        if hybrid || pure_v2 {
+            assert!(own_procs_file(&own).is_some(), "{own}");
+        }
+    }
+}

@@ -205,6 +205,8 @@ impl LocalEngine {
         name: Option<&str>,
         mut spec: ContainerSpec,
     ) -> Result<Created> {
+        // A start usually follows: the kernel's cgroup migration lock gets ready meanwhile.
+        tokio::task::spawn_blocking(corral_runtime::cgroup::warm_attach_lock);
         let img = self.lookup_image(&spec.image).map_err(|_| {
             let shown = Reference::parse(&spec.image)
                 .map(|r| {
@@ -589,6 +591,8 @@ impl LocalEngine {
             }
             _ => {}
         }
+        // The runtime's cgroup attach comes in a few milliseconds; see `warm_attach_lock`.
+        tokio::task::spawn_blocking(corral_runtime::cgroup::warm_attach_lock);
         let img = self
             .inner
             .images
