@@ -265,8 +265,13 @@ fn cgroup_attach_floor(n: usize, v1: &[PathBuf], warm: bool) -> Result<Vec<f64>>
     let name = format!("corral-bench-attach-{tag}-{}", std::process::id());
     crate::engines::record_state(&format!("cgroup {name}"));
     let dirs: Vec<PathBuf> = v1.iter().map(|h| h.join(&name)).collect();
-    // The cgroup the warm-up move goes to: a sibling in the first hierarchy.
-    let warm_dir = warm.then(|| v1[0].join(format!("{name}-pre")));
+    // The cgroup the warm-up move goes to: a sibling in a hierarchy other than cpuset (whose
+    // new cgroups take no task before their CPUs and memory nodes are set).
+    let pre_hierarchy = v1
+        .iter()
+        .find(|h| !h.to_string_lossy().contains("cpuset"))
+        .unwrap_or(&v1[0]);
+    let warm_dir = warm.then(|| pre_hierarchy.join(format!("{name}-pre")));
     if let Some(w) = &warm_dir {
         crate::engines::record_state(&format!("cgroup {name}-pre"));
         if !w.exists() {

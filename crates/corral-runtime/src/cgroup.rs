@@ -138,21 +138,32 @@ static WARMING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 /// cgroup it is already in takes the lock and moves nothing, so calling this when a
 /// container is created or started lets that wait overlap the engine's other start work
 /// instead of delaying the attach. One call at a time: callers arriving while one waits
-/// return at once.
+/// return at once. Does nothing when this process's cgroup cannot be found for certain (the
+/// file is checked once to list this process).
 pub fn warm_attach_lock() {
     use std::sync::atomic::Ordering;
     if WARMING.swap(true, Ordering::AcqRel) {
         return;
     }
-    if let Some(procs) = std::fs::read_to_string("/proc/self/cgroup")
-        .ok()
-        .and_then(|table| own_procs_file(&table))
-    {
-        if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
+    static PROCS: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let procs = PROCS.get_or_init(|| {
+        let file = own_procs_file(&std::fs::read_to_string("/proc/self/cgroup").ok()?)?;
+        lists_pid(&file, std::process::id()).then_some(file)
+    });
+    if let Some(procs) = procs {
+        if let Err(e) = std::fs::write(procs, std::process::id().to_string()) {
             tracing::debug!(file = %procs.display(), error = %e, "warming the cgroup migration lock");
         }
     }
     WARMING.store(false, Ordering::Release);
+}
+
+/// Whether the `cgroup.procs` file lists `pid`: the file found from `/proc/self/cgroup` is
+/// only used when it really is this process's cgroup (in a cgroup namespace the table's paths
+/// are relative to the namespace's root, which need not be the mount's root).
+fn lists_pid(procs: &std::path::Path, pid: u32) -> bool {
+    let pid = pid.to_string();
+    std::fs::read_to_string(procs).is_ok_and(|list| list.lines().any(|l| l == pid))
 }
 
 /// The `cgroup.procs` file of this process's own cgroup, from `/proc/self/cgroup`: its
@@ -199,10 +210,15 @@ mod tests {
                 Some(PathBuf::from("/sys/fs/cgroup/cgroup.procs"))
             );
         }
-        // This process's own table resolves on any host with cgroups mounted.
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        if hybrid || pure_v2 {
-            assert!(own_procs_file(&own).is_some(), "{own}");
-        }
+        // The file is used only when it lists this process, line by line.
+        let dir = tempfile::tempdir().unwrap();
+        let procs = dir.path().join("cgroup.procs");
+        std::fs::write(&procs, "12\n345\n").unwrap();
+        assert!(lists_pid(&procs, 345));
+        assert!(!lists_pid(&procs, 34));
+        assert!(!lists_pid(
+            std::path::Path::new("/nonexistent/cgroup.procs"),
+            1
+        ));
     }
 }

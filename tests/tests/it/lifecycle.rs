@@ -662,8 +662,9 @@ fn rm_container_layer_is_volatile_and_survives_a_restart() {
 }
 
 /// A `--rm` container whose process ends while the daemon is down (killed with SIGKILL) is
-/// removed when the daemon comes back, as dockerd's restore does: its stored record (which
-/// Corral does not mark exited before deleting it) is not left behind.
+/// removed when the daemon comes back, as dockerd's restore does. This is the path a crash
+/// between a `--rm` exit and its deletion relies on: Corral does not store that exit, so the
+/// stored record still reads running, as here.
 #[test]
 #[ignore = "needs root: starts an engine"]
 fn rm_container_that_ended_while_the_daemon_was_down_is_removed_on_restart() {

@@ -335,15 +335,27 @@ fn filter_context(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     ctx.set_ctl_nnp(false)
         .map_err(|err| SeccompError::SetCtlNnp { source: err })?;
 
-    // Corral patch: libseccomp's binary-tree layout (optimization level 2, libseccomp >=
-    // 2.5). The default layout tests a profile's syscalls one after the other, so a
-    // Docker-sized filter (~1000 instructions) costs a linear walk on every syscall the
-    // container makes, and the kernel walks it once per syscall number to build its action
-    // cache when the filter is loaded (~1 ms per container here). The tree is equivalent
-    // and takes O(log n) comparisons. An older libseccomp refuses the attribute: the
-    // linear layout it keeps is correct, only slower.
-    if let Err(err) = ctx.set_ctl_optimize(2) {
-        tracing::debug!(%err, "libseccomp has no binary-tree optimization; keeping the linear filter");
+    // Corral patch: libseccomp's binary-tree layout (optimization level 2) for profiles
+    // with rules for more than 32 syscalls, as runc 1.2+ does. The default layout tests a
+    // profile's syscalls one after the other, so a Docker-sized filter (~1000 instructions)
+    // costs a linear walk on every syscall the kernel's cache does not answer, and the
+    // kernel walks it once per syscall number to build that cache when the filter is loaded
+    // (~1 ms per container here). The tree is equivalent and takes O(log n) comparisons.
+    // Small profiles keep the linear layout: runc uses the same threshold because libseccomp
+    // 2.5 releases were reported to build a wrong tree for a filter without rules, and a
+    // short list gains nothing. A libseccomp older than 2.5 refuses the attribute and keeps
+    // the linear layout.
+    let rules: usize = seccomp
+        .syscalls()
+        .iter()
+        .flatten()
+        .filter(|s| s.action() != seccomp.default_action())
+        .map(|s| s.names().len())
+        .sum();
+    if rules > 32 {
+        if let Err(err) = ctx.set_ctl_optimize(2) {
+            tracing::debug!(%err, "libseccomp has no binary-tree optimization; keeping the linear filter");
+        }
     }
 
     if let Some(syscalls) = seccomp.syscalls() {
