@@ -674,17 +674,16 @@ fn rm_container_that_ended_while_the_daemon_was_down_is_removed_on_restart() {
     let mut env = Env::new();
     let rm = env.sleeper("rmaway", &["--rm"]);
     let pid = env.inspect("{{.State.Pid}}", &rm);
-    let daemon = env.subject.corral().expect("corral daemon");
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &daemon.pid().to_string()])
-        .status()
-        .expect("kill the daemon");
-    assert!(killed.success());
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &pid])
-        .status()
-        .expect("kill the container's process");
-    assert!(killed.success());
+    let kill9 = |pid: &str| {
+        let status = std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -9 {pid}");
+    };
+    let daemon = env.subject.corral().expect("corral daemon").pid();
+    kill9(&daemon.to_string());
+    kill9(&pid);
     env.subject
         .corral()
         .expect("corral daemon")
