@@ -2,6 +2,7 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -12,7 +13,7 @@ use super::tarball::TreeWriter;
 use super::{blocking, stream_from_blocking, BlockingReader};
 use crate::api::{BoxRead, ChangeKind};
 use crate::error::{io as io_err, Error, Result};
-use crate::local::LocalEngine;
+use crate::local::{Entry, LocalEngine};
 
 /// Bytes of a refused upload read before answering (Go's `net/http` reads 256 KiB).
 const DRAIN_LIMIT: u64 = 256 * 1024;
@@ -198,8 +199,30 @@ impl LocalEngine {
         let (path, name) = (path.to_owned(), name.to_owned());
         let mut reader = BlockingReader::new(tar);
         blocking(move || {
-            let guard = this.hold_rootfs(&entry)?;
-            let loc = this.locate(&entry, guard.root(), &path)?;
+            let put = this.put_archive(&entry, &path, &name, read_only_rootfs, &mut reader);
+            // Whatever the outcome, read what is left of the body (the tar reader stops at
+            // the first of the two end-of-archive blocks; an error comes before any): a
+            // client still sending when the connection closes would see a broken pipe
+            // instead of the answer, as Go's HTTP server avoids the same way.
+            let _ = io::copy(&mut (&mut reader).take(DRAIN_LIMIT), &mut io::sink());
+            put
+        })
+        .await
+    }
+
+    /// `cp_put`'s blocking part: checks the destination and extracts `reader` there.
+    fn put_archive(
+        &self,
+        entry: &Arc<Entry>,
+        path: &str,
+        name: &str,
+        read_only_rootfs: bool,
+        reader: &mut impl Read,
+    ) -> Result<()> {
+        let (path, name) = (path.to_owned(), name.to_owned());
+        {
+            let guard = self.hold_rootfs(entry)?;
+            let loc = self.locate(entry, guard.root(), &path)?;
             let root = loc.root.as_path();
             // A writable mount takes copies even when the rootfs is read-only (dockerd).
             let refused_ro = match &loc.mount {
@@ -208,7 +231,6 @@ impl LocalEngine {
                 _ => None,
             };
             if let Some(msg) = refused_ro {
-                let _ = io::copy(&mut (&mut reader).take(DRAIN_LIMIT), &mut io::sink());
                 return Err(Error::InvalidInput(msg.into()));
             }
             // The destination's last element is followed too: extracting "into" a
@@ -228,9 +250,6 @@ impl LocalEngine {
                 Err(e) => Some(io_err(format!("inspecting {path}"))(e)),
             };
             if let Some(e) = refused {
-                // Like Go's HTTP server, read a little of the unread body so a client
-                // still sending gets the error instead of a broken pipe.
-                let _ = io::copy(&mut (&mut reader).take(DRAIN_LIMIT), &mut io::sink());
                 return Err(e);
             }
             let in_root = dest
@@ -245,8 +264,7 @@ impl LocalEngine {
                 Err(ExtractError::Overwrite(m)) => Err(Error::InvalidInput(m)),
                 Err(ExtractError::Io(e)) => Err(io_err(format!("extracting into {path}"))(e)),
             }
-        })
-        .await
+        }
     }
 }
 
