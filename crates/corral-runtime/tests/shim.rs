@@ -64,6 +64,36 @@ async fn exit_code_is_reported(runtime: RuntimeKind) {
     assert_eq!(wait(&client).await.code, 3);
 }
 
+/// `--start`: the shim starts the container itself; the launch returns a running one whose
+/// output reaches the log, and a `start` request is refused. A start that cannot happen
+/// fails the launch like a create failure.
+async fn start_at_launch_runs_without_a_start_request(runtime: RuntimeKind) {
+    let mut container = TestContainer::new(runtime, &["sh", "-c", "echo early; sleep 300"]);
+    container.args.start = true;
+    let client = container.launch().await.unwrap();
+    let state = client.state().await.unwrap();
+    assert_eq!(state.status, ContainerStatus::Running, "{state:?}");
+    let deadline = tokio::time::Instant::now() + STEP;
+    while container.log_lines().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no output");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        container.log_lines(),
+        vec![(LogStream::Stdout, "early\n".to_owned())]
+    );
+    assert!(client.start().await.is_err());
+    client.kill(9, false).await.unwrap();
+    assert_eq!(wait(&client).await.code, 137);
+
+    let mut missing = TestContainer::new(runtime, &["nosuch"]);
+    missing.args.start = true;
+    match missing.launch().await {
+        Err(ShimError::Create { exit_code, .. }) => assert_eq!(exit_code, 127),
+        other => panic!("expected a create error, got {other:?}"),
+    }
+}
+
 async fn sigkill_gives_137(runtime: RuntimeKind) {
     let mut container = TestContainer::new(runtime, &["sleep", "300"]);
     let client = container.launch().await.unwrap();
@@ -256,6 +286,12 @@ macro_rules! battery {
             #[ignore = "needs root: runs containers"]
             async fn exit_code_is_reported() {
                 super::exit_code_is_reported($kind).await;
+            }
+
+            #[tokio::test]
+            #[ignore = "needs root: runs containers"]
+            async fn start_at_launch_runs_without_a_start_request() {
+                super::start_at_launch_runs_without_a_start_request($kind).await;
             }
 
             #[tokio::test]

@@ -639,6 +639,10 @@ impl LocalEngine {
         args.log_max_files = max_files;
         args.tty = rec.spec.tty;
         args.stdin = rec.spec.open_stdin;
+        // With no attach client to connect first, the shim starts the container as soon as
+        // it is created: one round trip less. An attach that comes meanwhile joins a running
+        // container, as one that comes after a start does.
+        args.start = entry.pending_attach.lock().is_empty();
         let shim = match ShimClient::launch(&self.inner.cfg.shim_exe, &args).await {
             Ok(s) => s,
             Err(e) => {
@@ -658,7 +662,9 @@ impl LocalEngine {
             let io = self.attach_shim(&shim, &rec, opts).await;
             let _ = tx.send(io);
         }
-        if let Err(e) = shim.start().await {
+        if args.start {
+            // Started by the shim already.
+        } else if let Err(e) = shim.start().await {
             let _ = shim.kill(9, true).await;
             let msg = e.to_string();
             self.record_start_failure(&entry, &msg, 128).await;

@@ -41,6 +41,10 @@ pub struct ShimArgs {
     pub tty: bool,
     /// Keep the container's stdin open for attach clients (`docker run -i`).
     pub stdin: bool,
+    /// Start the container as soon as it is created, before the launch report (as `runc
+    /// run` does), when nothing has to be wired between the two; otherwise the daemon
+    /// sends `start` once it has connected its attach clients.
+    pub start: bool,
 }
 
 // === impl RuntimeKind ===
@@ -89,6 +93,7 @@ impl ShimArgs {
             log_max_files: DEFAULT_MAX_FILES,
             tty: false,
             stdin: false,
+            start: false,
         }
     }
 
@@ -120,6 +125,9 @@ impl ShimArgs {
         if self.stdin {
             args.push("--stdin".into());
         }
+        if self.start {
+            args.push("--start".into());
+        }
         args
     }
 
@@ -140,6 +148,7 @@ impl ShimArgs {
         let mut log_max_files = None;
         let mut tty = false;
         let mut stdin = false;
+        let mut start = false;
         let mut iter = args.into_iter().map(Into::into);
         while let Some(flag) = iter.next() {
             let flag = flag
@@ -148,6 +157,7 @@ impl ShimArgs {
             match flag.as_str() {
                 "--tty" => tty = true,
                 "--stdin" => stdin = true,
+                "--start" => start = true,
                 _ => {
                     let value = iter
                         .next()
@@ -186,6 +196,7 @@ impl ShimArgs {
             log_max_files: log_max_files.ok_or_else(|| required("log-max-files"))?,
             tty,
             stdin,
+            start,
         };
         args.validate()?;
         Ok(args)
@@ -239,6 +250,7 @@ mod tests {
         args.log_max_files = 5;
         args.tty = true;
         args.stdin = true;
+        args.start = true;
         args
     }
 

@@ -72,39 +72,54 @@ pub fn start_zygote(exe: &Path, run_dir: &Path) {
     }
 }
 
-/// Launches `corral shim <args>` as a fork of the zygote, with the launch-report pipe as its
-/// stdout and `log` as its stderr: the zygote's reply (0: forked) and the pipe's read end;
-/// `Ok(None)` when the zygote could not be used (the caller executes the binary).
-async fn launch_by_zygote(
-    zygote: &'static ShimZygote,
+/// Prepares `state_dir` (created, last launch's files removed) and opens the shim's log;
+/// then, when the daemon has a zygote for `exe`, launches `corral shim <args>` as its fork
+/// with the launch-report pipe as its stdout and the log as its stderr. One blocking call,
+/// so a launch pays one hop to the blocking pool.
+fn prepare_and_fork(
+    exe: &Path,
     args: &ShimArgs,
-    log: &std::fs::File,
-) -> Result<Option<(i32, tokio::net::unix::pipe::Receiver)>> {
+) -> Result<(std::fs::File, Option<(i32, std::os::fd::OwnedFd)>)> {
+    let state_dir = &args.state_dir;
+    std::fs::create_dir_all(state_dir)
+        .map_err(ShimError::io(format!("create {}", state_dir.display())))?;
+    for stale in [LAUNCH_FILE, EXIT_FILE, SHIM_PID_FILE] {
+        let _ = std::fs::remove_file(state_dir.join(stale));
+    }
+    let shim_log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state_dir.join(SHIM_LOG_FILE))
+        .map_err(ShimError::io("open the shim log"))?;
+    let Some(zygote) = ZYGOTE.get().filter(|z| z.exe() == exe) else {
+        return Ok((shim_log, None));
+    };
     let unavailable = |err: &dyn std::fmt::Display| {
         tracing::warn!(error = %err, "shim zygote unavailable; executing the shim");
-        Ok(None)
     };
     let (read, write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
-        Err(err) => return unavailable(&err),
+        Err(err) => {
+            unavailable(&err);
+            return Ok((shim_log, None));
+        }
     };
-    let log: std::os::fd::OwnedFd = match log.try_clone() {
+    let log: std::os::fd::OwnedFd = match shim_log.try_clone() {
         Ok(f) => f.into(),
-        Err(err) => return unavailable(&err),
+        Err(err) => {
+            unavailable(&err);
+            return Ok((shim_log, None));
+        }
     };
-    let argv = args.to_args();
-    // The zygote holds its copies only until it has forked; ours go with this closure.
-    let launched = tokio::task::spawn_blocking(move || zygote.launch(&argv, &write, &log))
-        .await
-        .map_err(|e| ShimError::Remote(format!("shim zygote launch task: {e}")))?;
-    let code = match launched {
-        Ok(code) => code,
-        Err(err @ ZygoteError::Unavailable(_)) => return unavailable(&err),
-        Err(err @ ZygoteError::Lost(_)) => return Err(ShimError::Remote(err.to_string())),
-    };
-    let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(read)
-        .map_err(ShimError::io("watch the shim's launch pipe"))?;
-    Ok(Some((code, pipe)))
+    // The zygote holds its copies only until it has forked; ours close on return.
+    match zygote.launch(&args.to_args(), &write, &log) {
+        Ok(code) => Ok((shim_log, Some((code, read)))),
+        Err(err @ ZygoteError::Unavailable(_)) => {
+            unavailable(&err);
+            Ok((shim_log, None))
+        }
+        Err(err @ ZygoteError::Lost(_)) => Err(ShimError::Remote(err.to_string())),
+    }
 }
 
 // === impl ShimClient ===
@@ -125,26 +140,17 @@ impl ShimClient {
     ) -> Result<Self> {
         args.validate()?;
         let state_dir = args.state_dir.clone();
-        tokio::fs::create_dir_all(&state_dir)
-            .await
-            .map_err(ShimError::io(format!("create {}", state_dir.display())))?;
-        for stale in [LAUNCH_FILE, EXIT_FILE, SHIM_PID_FILE] {
-            let _ = tokio::fs::remove_file(state_dir.join(stale)).await;
-        }
-        let shim_log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(state_dir.join(SHIM_LOG_FILE))
-            .map_err(ShimError::io("open the shim log"))?;
         // stdout is a pipe the shim keeps until its launch report is written (it then points
         // stdout at /dev/null, or exits): its end of file wakes the wait below at once.
-        let zygote = ZYGOTE.get().filter(|z| z.exe() == exe);
-        let by_zygote = match zygote {
-            Some(z) => launch_by_zygote(z, args, &shim_log).await?,
-            None => None,
-        };
+        let (exe2, args2) = (exe.to_path_buf(), args.clone());
+        let (shim_log, by_zygote) =
+            tokio::task::spawn_blocking(move || prepare_and_fork(&exe2, &args2))
+                .await
+                .map_err(|e| ShimError::Remote(format!("shim launch task: {e}")))??;
         let mut reported: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>;
-        if let Some((code, pipe)) = by_zygote {
+        if let Some((code, read)) = by_zygote {
+            let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(read)
+                .map_err(ShimError::io("watch the shim's launch pipe"))?;
             reported = Some(Box::new(pipe));
             if code != 0 {
                 return Err(ShimError::Remote(format!(
@@ -185,45 +191,52 @@ impl ShimClient {
         let mut delay = Duration::from_millis(2);
         // The pipe's end of file came: the shim wrote its report, or it is gone.
         let mut pipe_closed = false;
+        // A forked shim has only just begun: wait for its pipe before the first look.
+        let mut look = reported.is_none();
         loop {
-            if let Some(report) = read_json::<LaunchReport>(&state_dir.join(LAUNCH_FILE)).await? {
-                return match report {
-                    LaunchReport::Created { shim_pid, init_pid } => Ok(Self {
-                        state_dir,
-                        shim_pid: pid(shim_pid)?,
-                        init_pid: pid(init_pid)?,
-                    }),
-                    LaunchReport::Failed { message, exit_code } => Err(ShimError::Create {
-                        id: args.id.clone(),
-                        message,
-                        exit_code,
-                    }),
-                };
-            }
-            let shim_pid = read_pid(&state_dir.join(SHIM_PID_FILE)).await;
-            if pipe_closed && shim_pid.is_none() {
-                // Ended before it even wrote its pid (bad arguments, an unwritable state
-                // directory): a forked shim has no launcher exit status to report that.
-                return Err(ShimError::Remote(format!(
-                    "shim exited before creating the container: {}",
-                    shim_log_tail(&state_dir).await
-                )));
-            }
-            if let Some(shim_pid) = shim_pid {
-                if !pid_alive(shim_pid) {
-                    // It may have written the report just before exiting.
-                    if tokio::fs::try_exists(state_dir.join(LAUNCH_FILE))
-                        .await
-                        .unwrap_or(false)
-                    {
-                        continue;
-                    }
+            if look {
+                if let Some(report) =
+                    read_json::<LaunchReport>(&state_dir.join(LAUNCH_FILE)).await?
+                {
+                    return match report {
+                        LaunchReport::Created { shim_pid, init_pid } => Ok(Self {
+                            state_dir,
+                            shim_pid: pid(shim_pid)?,
+                            init_pid: pid(init_pid)?,
+                        }),
+                        LaunchReport::Failed { message, exit_code } => Err(ShimError::Create {
+                            id: args.id.clone(),
+                            message,
+                            exit_code,
+                        }),
+                    };
+                }
+                let shim_pid = read_pid(&state_dir.join(SHIM_PID_FILE)).await;
+                if pipe_closed && shim_pid.is_none() {
+                    // Ended before it even wrote its pid (bad arguments, an unwritable state
+                    // directory): a forked shim has no launcher exit status to report that.
                     return Err(ShimError::Remote(format!(
-                        "shim died before creating the container: {}",
+                        "shim exited before creating the container: {}",
                         shim_log_tail(&state_dir).await
                     )));
                 }
+                if let Some(shim_pid) = shim_pid {
+                    if !pid_alive(shim_pid) {
+                        // It may have written the report just before exiting.
+                        if tokio::fs::try_exists(state_dir.join(LAUNCH_FILE))
+                            .await
+                            .unwrap_or(false)
+                        {
+                            continue;
+                        }
+                        return Err(ShimError::Remote(format!(
+                            "shim died before creating the container: {}",
+                            shim_log_tail(&state_dir).await
+                        )));
+                    }
+                }
             }
+            look = true;
             if tokio::time::Instant::now() >= deadline {
                 return Err(ShimError::Timeout {
                     state_dir,

@@ -118,8 +118,14 @@ pub(super) fn chain(err: impl std::error::Error) -> RuntimeError {
     RuntimeError { message }
 }
 
-impl OciRuntime for Libcontainer {
-    fn create(&self, id: &str, bundle: &Path, stdio: ContainerStdio) -> Result<Pid, RuntimeError> {
+impl Libcontainer {
+    /// Creates the container (and attaches its device program): the libcontainer handle.
+    fn build(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdio: ContainerStdio,
+    ) -> Result<Container, RuntimeError> {
         let device_plan = self.prepare(bundle)?;
         std::fs::create_dir_all(&self.root).map_err(chain)?;
         let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::default())
@@ -154,12 +160,35 @@ impl OciRuntime for Libcontainer {
             })?;
             tracing::debug!(cgroup = %plan.cgroup.display(), "device program attached");
         }
-        container
-            .pid()
-            .and_then(|pid| Pid::new(pid.as_raw()))
-            .ok_or_else(|| RuntimeError {
-                message: "libcontainer reported no init pid".into(),
-            })
+        Ok(container)
+    }
+}
+
+/// The init's host pid of a created container.
+fn init_pid(container: &Container) -> Result<Pid, RuntimeError> {
+    container
+        .pid()
+        .and_then(|pid| Pid::new(pid.as_raw()))
+        .ok_or_else(|| RuntimeError {
+            message: "libcontainer reported no init pid".into(),
+        })
+}
+
+impl OciRuntime for Libcontainer {
+    fn create(&self, id: &str, bundle: &Path, stdio: ContainerStdio) -> Result<Pid, RuntimeError> {
+        init_pid(&self.build(id, bundle, stdio)?)
+    }
+
+    fn create_and_start(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdio: ContainerStdio,
+    ) -> Result<Pid, RuntimeError> {
+        let mut container = self.build(id, bundle, stdio)?;
+        let pid = init_pid(&container)?;
+        container.start().map_err(chain)?;
+        Ok(pid)
     }
 
     fn start(&self, id: &str) -> Result<(), RuntimeError> {

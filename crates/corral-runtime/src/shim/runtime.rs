@@ -41,6 +41,19 @@ pub trait OciRuntime: Send + Sync {
     fn create(&self, id: &str, bundle: &Path, stdio: ContainerStdio) -> Result<Pid, RuntimeError>;
     /// Starts the user process of a created container.
     fn start(&self, id: &str) -> Result<(), RuntimeError>;
+    /// [`OciRuntime::create`] then [`OciRuntime::start`] (as `runc run` does), for a back end
+    /// that can start what it just created without loading its state again. On an error the
+    /// container may exist (created, or even started): the caller deletes it with `force`.
+    fn create_and_start(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdio: ContainerStdio,
+    ) -> Result<Pid, RuntimeError> {
+        let pid = self.create(id, bundle, stdio)?;
+        self.start(id)?;
+        Ok(pid)
+    }
     /// Sends `signal` to the init, or to every process of the container with `all`.
     fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<(), RuntimeError>;
     /// Freezes the container.

@@ -197,10 +197,18 @@ fn run(args: &ShimArgs) -> Result<()> {
         Err(err) => return Err(report_failure(args, error_chain(&err))),
     };
 
-    // Single-threaded up to here: libcontainer clones this process.
-    let init_pid = match runtime.create(&args.id, &args.bundle, container_stdio) {
+    // Single-threaded up to here: libcontainer clones this process. With `--start` the
+    // init goes on at once (its output waits in the pipes for the copiers, its exit in the
+    // kernel for the reaper); a start failure is reported as the launch's.
+    let created = if args.start {
+        runtime.create_and_start(&args.id, &args.bundle, container_stdio)
+    } else {
+        runtime.create(&args.id, &args.bundle, container_stdio)
+    };
+    let init_pid = match created {
         Ok(pid) => pid,
         Err(err) => {
+            // `force` kills what may already run.
             let _ = runtime.delete(&args.id, true);
             return Err(report_failure(args, docker_create_message(&err.message)));
         }
@@ -250,7 +258,7 @@ struct Created {
     listener: UnixListener,
 }
 
-/// Starts output copying and serving, then reports the container created.
+/// Reports the container created, then starts output copying and serving.
 fn serve_created(args: &ShimArgs, created: Created, reaper: &Arc<Reaper>) -> Result<Arc<Shim>> {
     let Created {
         shim_pid,
@@ -283,6 +291,21 @@ fn serve_created(args: &ShimArgs, created: Created, reaper: &Arc<Reaper>) -> Res
             (vec![(output, LogStream::Stdout)], stdin, Some(master))
         }
     };
+    // Reported before the threads start, so the daemon's bookkeeping overlaps with them: a
+    // connection that comes first waits in the listener's backlog. Should a thread fail to
+    // start, the caller kills and deletes the container and reports the failure; the daemon
+    // then finds the shim gone.
+    write_atomic(
+        &args.state_dir.join(INIT_PID_FILE),
+        init_pid.as_raw().to_string().as_bytes(),
+    )?;
+    write_report(
+        args,
+        &LaunchReport::Created {
+            shim_pid,
+            init_pid: init_pid.as_raw(),
+        },
+    )?;
     reaper
         .start()
         .map_err(ShimError::io("start the reaper thread"))?;
@@ -296,7 +319,11 @@ fn serve_created(args: &ShimArgs, created: Created, reaper: &Arc<Reaper>) -> Res
         shim_pid,
         init_pid,
         runtime,
-        status: Mutex::new(ContainerStatus::Created),
+        status: Mutex::new(if args.start {
+            ContainerStatus::Running
+        } else {
+            ContainerStatus::Created
+        }),
         exit: Mutex::new(None),
         exited: Condvar::new(),
         delivered: Mutex::new(0),
@@ -318,17 +345,6 @@ fn serve_created(args: &ShimArgs, created: Created, reaper: &Arc<Reaper>) -> Res
             .spawn(move || accept_loop(&shim, &listener))
             .map_err(ShimError::io("start the accept thread"))?;
     }
-    write_atomic(
-        &args.state_dir.join(INIT_PID_FILE),
-        init_pid.as_raw().to_string().as_bytes(),
-    )?;
-    write_report(
-        args,
-        &LaunchReport::Created {
-            shim_pid,
-            init_pid: init_pid.as_raw(),
-        },
-    )?;
     Ok(shim)
 }
 

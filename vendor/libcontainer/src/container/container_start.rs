@@ -33,15 +33,8 @@ impl Container {
             return Err(LibcontainerError::IncorrectStatus(self.status()));
         }
 
-        let config = YoukiConfig::load(&self.root).map_err(|err| {
-            tracing::error!(
-                "failed to load runtime spec for container {}: {}",
-                self.id(),
-                err
-            );
-            err
-        })?;
-
+        // Corral patch: the init is released first; the spec (only needed for the
+        // poststart hooks, which run after the start anyway) is loaded afterwards.
         let mut notify_socket = NotifySocket::new(self.root.join(NOTIFY_FILE));
         notify_socket.notify_container_start()?;
         self.set_status(ContainerStatus::Running)
@@ -50,6 +43,15 @@ impl Container {
                 tracing::error!(id = ?self.id(), ?err, "failed to save state for container");
                 err
             })?;
+
+        let config = YoukiConfig::load(&self.root).map_err(|err| {
+            tracing::error!(
+                "failed to load runtime spec for container {}: {}",
+                self.id(),
+                err
+            );
+            err
+        })?;
 
         // Run post start hooks. It runs after the container process is started.
         // It is called in the runtime namespace.
