@@ -160,6 +160,55 @@ fn cp_copies_files_in_and_out() {
     );
 }
 
+/// A created container's rootfs is mounted ahead of its start (Corral) or not at all
+/// (dockerd): either way a file copied in before the start is there when it runs, and a
+/// created container removed without ever starting leaves no mount behind.
+#[test]
+#[ignore = "needs root: starts an engine"]
+fn cp_into_created_container_then_start_and_rm_unstarted_leaves_no_mount() {
+    let env = Env::new();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("in.txt"), "before-start\n").unwrap();
+    let c = env.name("cp-created");
+    env.docker(&[
+        "create",
+        "--name",
+        &c,
+        "--network",
+        "none",
+        &env.image,
+        "cat",
+        "/in.txt",
+    ])
+    .ok();
+    env.docker(&[
+        "cp",
+        host.path().join("in.txt").to_str().unwrap(),
+        &format!("{c}:/in.txt"),
+    ])
+    .ok();
+    assert_eq!(env.docker(&["start", "-a", &c]).ok().out(), "before-start");
+    // Never started: created, then removed.
+    let unstarted = env.name("rm-created");
+    env.docker(&[
+        "create",
+        "--name",
+        &unstarted,
+        "--network",
+        "none",
+        &env.image,
+        "true",
+    ])
+    .ok();
+    let id = env.inspect("{{.Id}}", &unstarted);
+    env.docker(&["rm", &unstarted]).ok();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.lines().any(|l| l.contains(&id)),
+        "a mount of removed container {id} is left:\n{mounts}"
+    );
+}
+
 #[test]
 #[ignore = "needs root: starts an engine"]
 fn cp_of_missing_path_fails() {

@@ -276,44 +276,44 @@ impl LocalEngine {
             volume_mounts,
         };
         let dir = self.container_dir(&id);
-        let (this, id2, dir2) = (self.clone(), id.clone(), dir.clone());
+        let (this, id2, rec2) = (self.clone(), id.clone(), rec.clone());
+        // One blocking call: the directories, then the record; a failure undoes both.
         let prepared = blocking(move || {
-            std::fs::create_dir_all(&dir2).map_err(io(format!("creating {}", dir2.display())))?;
-            if let Err(e) = this.inner.snapshots.prepare(id2.as_str(), &diff_ids) {
-                let _ = std::fs::remove_dir_all(&dir2);
-                return Err(e.into());
-            }
-            Ok(())
-        })
-        .await;
-        if let Err(e) = prepared {
-            self.drop_anonymous(&rec.volume_mounts).await;
-            return Err(e);
-        }
-        let store = self.inner.store.clone();
-        let rec2 = rec.clone();
-        let inserted = tokio::task::spawn_blocking(move || store.insert_container(&rec2))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        if let Err(e) = inserted {
-            let (this, id2) = (self.clone(), id.clone());
-            let _ = blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+            let plan = match this.inner.snapshots.prepare(id2.as_str(), &diff_ids) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(e.into());
+                }
+            };
+            if let Err(e) = this.inner.store.insert_container(&rec2) {
                 let _ = this.inner.snapshots.remove(id2.as_str());
                 let _ = std::fs::remove_dir_all(&dir);
-                Ok(())
-            })
-            .await;
-            self.drop_anonymous(&rec.volume_mounts).await;
-            return Err(match e {
-                corral_store::Error::Conflict(_) => name_conflict(name.as_str(), &id),
-                other => other.into(),
-            });
-        }
+                return Err(match e {
+                    corral_store::Error::Conflict(_) => name_conflict(rec2.name.as_str(), &id2),
+                    other => other.into(),
+                });
+            }
+            Ok(plan)
+        })
+        .await;
+        let mut plan = match prepared {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.drop_anonymous(&rec.volume_mounts).await;
+                return Err(e);
+            }
+        };
+        let entry = Entry::new(rec.clone());
         self.inner
             .containers
             .write()
-            .insert(id.clone(), Entry::new(rec.clone()));
+            .insert(id.clone(), entry.clone());
         self.container_event(&rec, "create", &[]);
+        // As `prepare_bundle` will mount it.
+        plan.volatile = rec.spec.host.auto_remove;
+        self.premount_rootfs(entry, plan);
         Ok(Created {
             id: id.to_string(),
             warnings,
@@ -783,8 +783,13 @@ impl LocalEngine {
             // container: kill what is left of it and remove its cgroup.
             self.remove_orphaned_cgroup(&id).await;
         }
-        if let Err(e) = self.unmount_rootfs(&id).await {
-            tracing::warn!(container = %id, error = %e, "unmounting rootfs");
+        let auto_remove =
+            entry.snapshot().spec.host.auto_remove && !entry.user_restart.load(Ordering::SeqCst);
+        // A `--rm` container's rootfs is unmounted by its removal below.
+        if !auto_remove {
+            if let Err(e) = self.unmount_rootfs(&id).await {
+                tracing::warn!(container = %id, error = %e, "unmounting rootfs");
+            }
         }
         self.unmount_volumes(&entry.snapshot()).await;
         self.disconnect_network(&id).await;
@@ -796,8 +801,6 @@ impl LocalEngine {
             r.state.shim_pid = 0;
             r.state.finished_at = Some(finished_at);
         });
-        let auto_remove =
-            entry.snapshot().spec.host.auto_remove && !entry.user_restart.load(Ordering::SeqCst);
         // A `--rm` container's record is deleted just below: its exit is not written first.
         // Should the daemon stop before the deletion, the stored record still reads running
         // and the next start's `restore` finds the shim gone and comes back here.
@@ -817,7 +820,10 @@ impl LocalEngine {
         if auto_remove {
             if let Err(e) = self.remove(id.as_str(), true, true).await {
                 tracing::warn!(container = %id, error = %e, "auto-removing");
-                // The container stays: its exit is stored after all.
+                // The container stays: its exit is stored after all, its rootfs unmounted.
+                if let Err(e) = self.unmount_rootfs(&id).await {
+                    tracing::warn!(container = %id, error = %e, "unmounting rootfs");
+                }
                 self.save_exit(entry, &id).await;
             }
         } else {
@@ -1114,15 +1120,10 @@ impl LocalEngine {
             // Already removed meanwhile (e.g. by --rm).
             return Ok(());
         }
-        let store = self.inner.store.clone();
-        let id = rec.id.clone();
-        tokio::task::spawn_blocking(move || store.delete_container(&id))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
-        self.inner.containers.write().remove(&rec.id);
-        self.disconnect_network(&rec.id).await;
         let (this, id) = (self.clone(), rec.id.clone());
-        let _ = blocking(move || {
+        // One blocking call: the record's deletion, then (only once it is gone) the files.
+        blocking(move || {
+            this.inner.store.delete_container(&id)?;
             // Moved aside now, deleted in the background: the request does not wait for
             // the unlinks (see `corral_image::trash`).
             let data_trash = this.inner.cfg.data_dir.join(TRASH_SUBDIR);
@@ -1148,7 +1149,9 @@ impl LocalEngine {
             corral_image::trash::delete_later(moved);
             Ok(())
         })
-        .await;
+        .await?;
+        self.inner.containers.write().remove(&rec.id);
+        self.disconnect_network(&rec.id).await;
         self.container_event(&rec, "destroy", &[]);
         if volumes {
             self.drop_anonymous(&rec.volume_mounts).await;

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
+use corral_core::ContainerStatus;
 use corral_image::RootfsPlan;
 use parking_lot::Mutex;
 use tokio::io::AsyncReadExt;
@@ -155,6 +156,42 @@ impl Drop for RootfsGuard {
 }
 
 impl LocalEngine {
+    /// Mounts a new container's rootfs in the background, while the client sends its
+    /// `start` (the start's own mount then finds it in place). Under the container's
+    /// lifecycle lock, and only while it is still the created container it was: a start
+    /// or removal that comes first makes it a no-op. A failure is left for the start,
+    /// which mounts again and reports it. A created container that is never started keeps
+    /// its rootfs mounted until it is removed.
+    pub(super) fn premount_rootfs(&self, entry: Arc<Entry>, plan: RootfsPlan) {
+        let this = self.clone();
+        self.inner.spawn_task(async move {
+            let _op = entry.op.lock().await;
+            let rec = entry.shared();
+            let current = this
+                .inner
+                .containers
+                .read()
+                .get(&rec.id)
+                .is_some_and(|e| Arc::ptr_eq(e, &entry));
+            if !current
+                || rec.state.status != ContainerStatus::Created
+                || !rec.state.error.is_empty()
+            {
+                return;
+            }
+            let engine = this.clone();
+            let mounted = blocking(move || {
+                // Serialised with file operations' mounts and unmounts.
+                let _users = USERS.lock();
+                Ok(engine.inner.snapshots.mount(&plan)?)
+            })
+            .await;
+            if let Err(e) = mounted {
+                tracing::debug!(container = %rec.id, error = %e, "mounting rootfs ahead of start");
+            }
+        });
+    }
+
     /// The container's rootfs plan (directories created if missing). Blocking.
     fn rootfs_plan(&self, entry: &Entry) -> Result<RootfsPlan> {
         let rec = entry.snapshot();
