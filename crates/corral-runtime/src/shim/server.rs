@@ -233,6 +233,17 @@ fn run(args: &ShimArgs) -> Result<()> {
             return Err(report_failure(args, error_chain(&err)));
         }
     };
+    if args.start {
+        // No `start` request comes whose connection would trim the shim's code once the
+        // container has settled: a short-lived thread does.
+        let settling = Arc::clone(&shim);
+        let trim = std::thread::Builder::new()
+            .name("trim".into())
+            .spawn(move || settling.trim_once_settled());
+        if let Err(err) = trim {
+            tracing::debug!(error = %err, "no thread to trim the shim's code");
+        }
+    }
 
     let kind = reaper.wait_for(init_pid, None);
     shim.finish(kind.unwrap_or(ExitKind::Exited(255)));
