@@ -219,51 +219,47 @@ impl LocalEngine {
         read_only_rootfs: bool,
         reader: &mut impl Read,
     ) -> Result<()> {
-        let (path, name) = (path.to_owned(), name.to_owned());
-        {
-            let guard = self.hold_rootfs(entry)?;
-            let loc = self.locate(entry, guard.root(), &path)?;
-            let root = loc.root.as_path();
-            // A writable mount takes copies even when the rootfs is read-only (dockerd).
-            let refused_ro = match &loc.mount {
-                Some(_) if loc.read_only => Some("mounted volume is marked read-only"),
-                None if read_only_rootfs => Some("container rootfs is marked read-only"),
-                _ => None,
-            };
-            if let Some(msg) = refused_ro {
-                return Err(Error::InvalidInput(msg.into()));
-            }
-            // The destination's last element is followed too: extracting "into" a
-            // symlink to a directory is allowed, as in dockerd.
-            let abs = match &loc.mount {
-                Some(dest) => archive::clean_abs(&path_in_mount(&path, dest)),
-                None => archive::clean_abs(&path),
-            };
-            let dest = corral_runtime::spec::secure_join(root, &abs)
-                .map_err(|e| Error::InvalidInput(e.to_string()))?;
-            let refused = match std::fs::symlink_metadata(&dest) {
-                Ok(m) if m.is_dir() => None,
-                Ok(_) => Some(Error::InvalidInput(
+        let guard = self.hold_rootfs(entry)?;
+        let loc = self.locate(entry, guard.root(), path)?;
+        let root = loc.root.as_path();
+        // A writable mount takes copies even when the rootfs is read-only (dockerd).
+        let refused_ro = match &loc.mount {
+            Some(_) if loc.read_only => Some("mounted volume is marked read-only"),
+            None if read_only_rootfs => Some("container rootfs is marked read-only"),
+            _ => None,
+        };
+        if let Some(msg) = refused_ro {
+            return Err(Error::InvalidInput(msg.into()));
+        }
+        // The destination's last element is followed too: extracting "into" a
+        // symlink to a directory is allowed, as in dockerd.
+        let abs = match &loc.mount {
+            Some(dest) => archive::clean_abs(&path_in_mount(path, dest)),
+            None => archive::clean_abs(path),
+        };
+        let dest = corral_runtime::spec::secure_join(root, &abs)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        match std::fs::symlink_metadata(&dest) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::InvalidInput(
                     "extraction point is not a directory".into(),
-                )),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Some(not_found(&path, &name)),
-                Err(e) => Some(io_err(format!("inspecting {path}"))(e)),
-            };
-            if let Some(e) = refused {
-                return Err(e);
+                ))
             }
-            let in_root = dest
-                .strip_prefix(root)
-                .map(|p| format!("/{}", p.display()))
-                .unwrap_or(abs);
-            match archive::extract(reader, root, &in_root) {
-                Ok(n) => {
-                    tracing::debug!(container = %name, path = %path, entries = n, "extracted archive");
-                    Ok(())
-                }
-                Err(ExtractError::Overwrite(m)) => Err(Error::InvalidInput(m)),
-                Err(ExtractError::Io(e)) => Err(io_err(format!("extracting into {path}"))(e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found(path, name)),
+            Err(e) => return Err(io_err(format!("inspecting {path}"))(e)),
+        }
+        let in_root = dest
+            .strip_prefix(root)
+            .map(|p| format!("/{}", p.display()))
+            .unwrap_or(abs);
+        match archive::extract(reader, root, &in_root) {
+            Ok(n) => {
+                tracing::debug!(container = %name, path = %path, entries = n, "extracted archive");
+                Ok(())
             }
+            Err(ExtractError::Overwrite(m)) => Err(Error::InvalidInput(m)),
+            Err(ExtractError::Io(e)) => Err(io_err(format!("extracting into {path}"))(e)),
         }
     }
 }
